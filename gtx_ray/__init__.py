@@ -1,0 +1,1 @@
+"""gtx_ray: Ray-distributed smart meter simulator."""
