@@ -1,0 +1,52 @@
+"""The one Arrow schema of a meter reading, used from generation to storage.
+
+A reading covers the interval [timestamp, timestamp + interval). Powers are averages over the
+interval in kW, so an interval's energy is exactly power × interval: ``energy_import_kwh`` −
+``energy_export_kwh`` = (``energy_consumed`` − ``energy_generated`` + ``battery_power``) × hours.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TAG_COLUMNS = ("meter_id", "building", "floor", "meter_type")
+
+# (name, nullable, description with unit) for every float field, in schema order.
+FIELD_DOCS: tuple[tuple[str, bool, str], ...] = (
+    ("energy_consumed", False, "building demand (load), kW average over the interval"),
+    ("energy_generated", False, "on-site generation (PV AC output), kW; 0 for consumers"),
+    ("solar_generation", True, "PV AC output, kW; null for meters without PV"),
+    ("grid_feed_in", False, "power exported to the grid, kW"),
+    ("battery_power", True, "battery AC power, kW, + charging / − discharging; null w/o battery"),
+    ("battery_level", True, "battery state of charge at the interval's end, %; null w/o battery"),
+    ("voltage", False, "RMS voltage, V (phase voltage 1-phase, line-to-line 3-phase)"),
+    ("current", False, "RMS line current through the meter, A"),
+    ("power_factor", False, "displacement power factor, 0–1"),
+    ("frequency", False, "grid frequency, Hz"),
+    ("temperature", False, "outdoor air temperature at the site, °C"),
+    ("humidity", False, "outdoor relative humidity at the site, %"),
+    ("energy_import_kwh", False, "energy imported from the grid in this interval, kWh"),
+    ("energy_export_kwh", False, "energy exported to the grid in this interval, kWh"),
+    ("import_register_kwh", False, "cumulative import register at the interval's end, kWh"),
+    ("export_register_kwh", False, "cumulative export register at the interval's end, kWh"),
+)
+FIELD_COLUMNS = tuple(name for name, _, _ in FIELD_DOCS)
+
+READING_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", pa.timestamp("s", tz="UTC"), nullable=False,
+                 metadata={"doc": "start of the interval the reading covers, UTC"}),
+        pa.field("meter_id", pa.string(), nullable=False),
+        pa.field("building", pa.string(), nullable=False),
+        pa.field("floor", pa.int32(), nullable=False),
+        pa.field("meter_type", pa.string(), nullable=False,
+                 metadata={"doc": "consumer | prosumer | hybrid_prosumer"}),
+    ]
+    + [pa.field(name, pa.float64(), nullable=nullable, metadata={"doc": doc})
+       for name, nullable, doc in FIELD_DOCS]
+)
+
+
+def empty_batch() -> pa.RecordBatch:
+    """A batch with the reading schema and no rows."""
+    return pa.RecordBatch.from_pylist([], schema=READING_SCHEMA)
