@@ -150,18 +150,28 @@ class CampusConfig(_Strict):
 
     # Conversions to the model's plain parameter objects.
     def model_site(self) -> Site:
-        return Site(self.site.latitude_deg, self.site.longitude_deg, self.site.altitude_m,
-                    tuple(self.solar.linke_turbidity))
+        return Site(
+            self.site.latitude_deg,
+            self.site.longitude_deg,
+            self.site.altitude_m,
+            tuple(self.solar.linke_turbidity),
+        )
 
     def model_climate(self) -> Climate:
         c = self.climate
-        return Climate(tuple(c.mean_temp_c), tuple(c.diurnal_range_c), tuple(c.humidity_pct),
-                       tuple(c.cloud_fraction), tuple(c.afternoon_convection))
+        return Climate(
+            tuple(c.mean_temp_c),
+            tuple(c.diurnal_range_c),
+            tuple(c.humidity_pct),
+            tuple(c.cloud_fraction),
+            tuple(c.afternoon_convection),
+        )
 
     def model_pv(self) -> PVSystem:
         s = self.solar
-        return PVSystem(s.tilt_deg, s.azimuth_deg, s.gamma_pdc_per_c, s.system_loss,
-                        s.inverter_efficiency)
+        return PVSystem(
+            s.tilt_deg, s.azimuth_deg, s.gamma_pdc_per_c, s.system_loss, s.inverter_efficiency
+        )
 
     def model_policy(self) -> DispatchPolicy:
         return DispatchPolicy(**self.battery_policy.model_dump())
@@ -171,8 +181,10 @@ class CampusConfig(_Strict):
             month, day = mmdd.split("-")
             return int(month) * 100 + int(day)
 
-        return tuple(TermPeriod(TERM_KINDS.index(t.kind), code(t.start), code(t.end))
-                     for t in self.academic_calendar)
+        return tuple(
+            TermPeriod(TERM_KINDS.index(t.kind), code(t.start), code(t.end))
+            for t in self.academic_calendar
+        )
 
 
 def _describe(path: Path, raw: object, error: dict) -> str:
@@ -262,13 +274,20 @@ def type_counts(n: int) -> dict[str, int]:
     prosumers (25 → 9 / 11 / 5)."""
     consumers = int(np.floor(n * TYPE_MIX["consumer"] + 0.5))
     hybrids = int(np.floor(n * TYPE_MIX["hybrid_prosumer"] + 0.5))
-    return {"consumer": consumers, "prosumer": n - consumers - hybrids,
-            "hybrid_prosumer": hybrids}
+    return {"consumer": consumers, "prosumer": n - consumers - hybrids, "hybrid_prosumer": hybrids}
 
 
-_TYPE_LABEL = {"academic": "Academic", "office": "Office", "library": "Library",
-               "dormitory": "Dormitory", "cafeteria": "Cafeteria", "gymnasium": "Gymnasium",
-               "research": "Research", "parking": "Parking", "maintenance": "Maintenance"}
+_TYPE_LABEL = {
+    "academic": "Academic",
+    "office": "Office",
+    "library": "Library",
+    "dormitory": "Dormitory",
+    "cafeteria": "Cafeteria",
+    "gymnasium": "Gymnasium",
+    "research": "Research",
+    "parking": "Parking",
+    "maintenance": "Maintenance",
+}
 
 
 def generate_fleet(campus: CampusConfig, n: int, seed: int) -> MeterArrays:
@@ -298,8 +317,13 @@ def generate_fleet(campus: CampusConfig, n: int, seed: int) -> MeterArrays:
     floor = np.arange(n) - np.repeat(starts, sizes) + 1
     first_type = campus_types[rng.integers(0, len(specs), size=len(starts))]
     building_type = np.repeat(first_type, sizes).astype(np.int8)
-    names = np.array([f"{_TYPE_LABEL[BUILDING_TYPES[t]]} Building {i + 1:05d}"
-                      for i, t in enumerate(first_type)], dtype=object)
+    names = np.array(
+        [
+            f"{_TYPE_LABEL[BUILDING_TYPES[t]]} Building {i + 1:05d}"
+            for i, t in enumerate(first_type)
+        ],
+        dtype=object,
+    )
     building = np.repeat(names, sizes)
 
     # Capacity: a campus meter of the same building type, with ±15 % log-normal spread.

@@ -34,16 +34,26 @@ FIELD_COLUMNS = tuple(name for name, _, _ in FIELD_DOCS)
 
 READING_SCHEMA = pa.schema(
     [
-        pa.field("timestamp", pa.timestamp("s", tz="UTC"), nullable=False,
-                 metadata={"doc": "start of the interval the reading covers, UTC"}),
+        pa.field(
+            "timestamp",
+            pa.timestamp("s", tz="UTC"),
+            nullable=False,
+            metadata={"doc": "start of the interval the reading covers, UTC"},
+        ),
         pa.field("meter_id", pa.string(), nullable=False),
         pa.field("building", pa.string(), nullable=False),
         pa.field("floor", pa.int32(), nullable=False),
-        pa.field("meter_type", pa.string(), nullable=False,
-                 metadata={"doc": "consumer | prosumer | hybrid_prosumer"}),
+        pa.field(
+            "meter_type",
+            pa.string(),
+            nullable=False,
+            metadata={"doc": "consumer | prosumer | hybrid_prosumer"},
+        ),
     ]
-    + [pa.field(name, pa.float64(), nullable=nullable, metadata={"doc": doc})
-       for name, nullable, doc in FIELD_DOCS]
+    + [
+        pa.field(name, pa.float64(), nullable=nullable, metadata={"doc": doc})
+        for name, nullable, doc in FIELD_DOCS
+    ]
 )
 
 

@@ -32,7 +32,7 @@ class DispatchPolicy:
 
 @dataclass(frozen=True)
 class BatteryFlows:
-    """Per-interval battery powers and end-of-interval state of charge, shape (B, T)."""
+    """Per-interval battery powers and end-of-interval state of charge, shape (T, B)."""
 
     charge_kw: np.ndarray
     discharge_kw: np.ndarray
@@ -54,23 +54,23 @@ def dispatch(
 
     soc_kwh: state of charge at the window start (B,), kWh; capacity_kwh, power_kw (inverter limit,
     both directions), round_trip_efficiency (0–1): (B,); net_load_kw: load minus PV per interval
-    (B, T), kW; on_peak: (T,) bool. Returns charge and discharge powers that never both exceed zero,
+    (T, B), kW; on_peak: (T,) bool. Returns charge and discharge powers that never both exceed zero,
     respect the power limit and keep the state of charge inside [reserve, max] (and so inside
     [0, capacity]).
     """
-    n_batteries, n_intervals = net_load_kw.shape
+    n_intervals, n_batteries = net_load_kw.shape
     hours = interval_s / 3600.0
     eta = np.sqrt(round_trip_efficiency)
     floor_kwh = capacity_kwh * (policy.reserve_pct / 100.0)
     ceiling_kwh = capacity_kwh * (policy.max_soc_pct / 100.0)
     target_kwh = np.minimum(capacity_kwh * (policy.grid_charge_target_pct / 100.0), ceiling_kwh)
-    charge = np.zeros((n_batteries, n_intervals))
-    discharge = np.zeros((n_batteries, n_intervals))
-    soc_out = np.zeros((n_batteries, n_intervals))
+    charge = np.zeros((n_intervals, n_batteries))
+    discharge = np.zeros((n_intervals, n_batteries))
+    soc_out = np.zeros((n_intervals, n_batteries))
     soc = np.clip(np.asarray(soc_kwh, dtype=np.float64), 0.0, capacity_kwh)
 
     for t in range(n_intervals):
-        net = net_load_kw[:, t]
+        net = net_load_kw[t]
         room_kw = np.maximum(ceiling_kwh - soc, 0.0) / (eta * hours)
         stored_kw = np.maximum(soc - floor_kwh, 0.0) * eta / hours
         want_charge = np.maximum(-net, 0.0)
@@ -85,5 +85,5 @@ def dispatch(
         d = np.minimum(np.minimum(want_discharge, power_kw), stored_kw)
         d = np.where(c > 0.0, 0.0, d)
         soc = np.clip(soc + (c * eta - d / eta) * hours, 0.0, capacity_kwh)
-        charge[:, t], discharge[:, t], soc_out[:, t] = c, d, soc
+        charge[t], discharge[t], soc_out[t] = c, d, soc
     return BatteryFlows(charge_kw=charge, discharge_kw=discharge, soc_kwh=soc_out)

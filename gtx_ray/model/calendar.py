@@ -1,8 +1,9 @@
 """The campus calendar as a pure function of time: weekdays, Thai public holidays, academic terms
 and the time-of-use tariff window.
 
-All inputs are UTC epoch seconds plus the site's UTC offset in seconds (Bangkok: 25,200 s, no daylight
-saving), so every process on every node derives the same calendar without talking to anyone.
+All inputs are UTC epoch seconds plus the site's UTC offset in seconds (Bangkok: 25,200 s, no
+daylight saving), so every process on every node derives the same calendar without talking to
+anyone.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _holiday_days(country: str, year: int) -> np.ndarray:
 
 
 def holiday_mask(local_days: np.ndarray, country: str = "TH") -> np.ndarray:
-    """True where the local day number (days since 1970-01-01) is a public holiday of ``country``."""
+    """True where a local day number (days since 1970-01-01) is a public holiday of ``country``."""
     years = local_days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
     known = np.concatenate([_holiday_days(country, int(y)) for y in np.unique(years)])
     return np.isin(local_days, known)

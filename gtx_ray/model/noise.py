@@ -53,16 +53,15 @@ def normal(*keys: np.ndarray | int) -> np.ndarray:
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
 
 
-def smooth_noise(
-    key: np.ndarray | int, times_s: np.ndarray, period_s: float
-) -> np.ndarray:
+def smooth_noise(key: np.ndarray | int, times_s: np.ndarray, period_s: float) -> np.ndarray:
     """Value noise correlated in time: N(0, 1) values on knots every ``period_s`` seconds,
     joined by a smoothstep, evaluated at ``times_s`` (UTC epoch seconds).
 
-    ``key`` is a scalar (one series) or an array of shape (M,) (one series per meter); the result has
-    shape ``times_s.shape`` or (M, T). Consecutive values differ little when the interval is short
-    against the period, so there are no white-noise jumps between 15-minute readings. The variance is
-    1 on the knots and 0.5 half-way between them.
+    ``key`` is a scalar (one series) or an array of shape (M,) (one series per meter); the result
+    has shape ``times_s.shape`` or (T, M) (time-major, the layout of a reading batch). Consecutive
+    values differ little when the interval is short against the period, so there are no
+    white-noise jumps between 15-minute readings. The variance is 1 on the knots and 0.5 half-way
+    between them.
     """
     t = np.asarray(times_s, dtype=np.float64) / period_s
     knot = np.floor(t)
@@ -75,6 +74,7 @@ def smooth_noise(
         values = normal(key_arr, knots)
         idx = (knot - first).astype(np.intp)
         return values[idx] * (1.0 - weight) + values[idx + 1] * weight
-    values = normal(key_arr[:, None], knots[None, :])
+    values = normal(knots[:, None], key_arr[None, :])
     idx = (knot - first).astype(np.intp)
-    return values[:, idx] * (1.0 - weight) + values[:, idx + 1] * weight
+    w = weight[:, None]
+    return values[idx] * (1.0 - w) + values[idx + 1] * w

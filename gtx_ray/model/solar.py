@@ -61,7 +61,9 @@ def solar_resource(
     times_s: np.ndarray, site: Site, weather: Weather, pv: PVSystem
 ) -> SolarResource:
     """PV output per kWp at each UTC epoch second; exactly 0 when the sun is below the horizon."""
-    times = pd.DatetimeIndex(pd.to_datetime(np.asarray(times_s, dtype=np.int64), unit="s", utc=True))
+    times = pd.DatetimeIndex(
+        pd.to_datetime(np.asarray(times_s, dtype=np.int64), unit="s", utc=True)
+    )
     position = pvlib.solarposition.get_solarposition(
         times, site.latitude_deg, site.longitude_deg, altitude=site.altitude_m
     )
@@ -76,7 +78,7 @@ def solar_resource(
         pvlib.atmosphere.get_relative_airmass(apparent_zenith),
         pvlib.atmosphere.alt2pres(site.altitude_m),
     )
-    dni_extra = pvlib.irradiance.get_extra_radiation(times).to_numpy()
+    dni_extra = pvlib.irradiance.get_extra_radiation(times.day_of_year.to_numpy())
     with np.errstate(divide="ignore", invalid="ignore"):  # pvlib divides by airmass at night
         clear = pvlib.clearsky.ineichen(
             apparent_zenith, airmass, turbidity, site.altitude_m, dni_extra
@@ -85,7 +87,7 @@ def solar_resource(
 
     ghi = ghi_clear * (1.0 - 0.75 * weather.cloud_cover**3.4)
     ghi = np.where(sun_up, np.maximum(ghi, 0.0), 0.0)
-    split = pvlib.irradiance.erbs(ghi, zenith, times.dayofyear.to_numpy())
+    split = pvlib.irradiance.erbs(ghi, zenith, times.day_of_year.to_numpy())
     poa = pvlib.irradiance.get_total_irradiance(
         pv.tilt_deg,
         pv.azimuth_deg,

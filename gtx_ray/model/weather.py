@@ -2,9 +2,9 @@
 cover with the site's seasons and a diurnal cycle.
 
 The monthly climate normals come from the site configuration (for Bangkok: Thai Meteorological
-Department 1991–2020 normals for Bangkok Metropolis, rounded). Day-to-day and hour-to-hour weather is
-seeded value noise (see ``noise.smooth_noise``), so every meter at the site, in every process, sees
-the same sky at the same time.
+Department 1991–2020 normals for Bangkok Metropolis, rounded). Day-to-day and hour-to-hour
+weather is seeded value noise (see ``noise.smooth_noise``), so every meter at the site, in every
+process, sees the same sky at the same time.
 """
 
 from __future__ import annotations
@@ -49,8 +49,13 @@ def seasonal(monthly: tuple[float, ...], day_of_year: np.ndarray) -> np.ndarray:
     """Interpolate 12 monthly values (mid-month anchors) to fractional days of the year, wrapping
     December to January, so the seasons change smoothly instead of jumping on the 1st."""
     values = np.asarray(monthly, dtype=np.float64)
-    anchors = np.concatenate([[_MONTH_MID_DAY[-1] - _DAYS_PER_YEAR], _MONTH_MID_DAY,
-                              [_MONTH_MID_DAY[0] + _DAYS_PER_YEAR]])
+    anchors = np.concatenate(
+        [
+            [_MONTH_MID_DAY[-1] - _DAYS_PER_YEAR],
+            _MONTH_MID_DAY,
+            [_MONTH_MID_DAY[0] + _DAYS_PER_YEAR],
+        ]
+    )
     extended = np.concatenate([[values[-1]], values, [values[0]]])
     return np.interp(day_of_year, anchors, extended)
 
@@ -72,9 +77,7 @@ def _day_of_year(local_s: np.ndarray) -> np.ndarray:
     return days - years * _DAYS_PER_YEAR
 
 
-def site_weather(
-    seed: int, times_s: np.ndarray, utc_offset_s: int, climate: Climate
-) -> Weather:
+def site_weather(seed: int, times_s: np.ndarray, utc_offset_s: int, climate: Climate) -> Weather:
     """Weather at the site for each UTC epoch second in ``times_s``.
 
     Temperature: seasonal mean + diurnal cycle (range shrinks under clouds) + multi-day and
