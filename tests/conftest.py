@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Keep Ray on loopback in tests and CI: on Linux Ray binds to the host's primary address unless it
+# believes clusters are unsupported, in which case it uses 127.0.0.1. Must be set before Ray loads.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from gtx_ray.fleet import CampusConfig, MeterArrays, load_campus
 
@@ -29,18 +35,14 @@ def ray_runtime():
     Tests that need Ray take this fixture; actors they create must be named inside a namespace
     of their own (``ray.init`` here uses the namespace ``gtx_ray_tests``) and be killed by the test.
     """
-    import os
-
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(
         address="local",
         num_cpus=4,
         include_dashboard=False,
         namespace="gtx_ray_tests",
         log_to_driver=False,
-        _node_ip_address="127.0.0.1",
     )
     yield ray
     ray.shutdown()

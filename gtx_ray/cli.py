@@ -1,0 +1,307 @@
+"""The command line: ``python -m gtx_ray [run|backfill|certs|replay] [flags]``.
+
+``run`` (the default) starts the simulator: the campus in real time unless told otherwise.
+Usage and configuration errors print one line and exit 2; Ctrl-C or SIGTERM stop the clock, store
+everything in flight, end the actors and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+from zoneinfo import ZoneInfo
+
+from gtx_ray.errors import ConfigError
+from gtx_ray.fleet import load_campus
+from gtx_ray.settings import (
+    DEFAULT_CONFIG,
+    Settings,
+    duration_text,
+    from_environment,
+    parse_duration,
+    parse_int,
+    parse_interval,
+    parse_port,
+    parse_speed,
+    parse_start,
+)
+
+log = logging.getLogger("gtx_ray")
+
+SUBCOMMANDS = ("run", "backfill", "certs", "replay")
+
+
+class UsageError(Exception):
+    """A command-line usage error (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Ray-distributed smart meter simulator (UTCC campus).")
+    add = parser.add_argument
+    add(
+        "--config-file",
+        help="campus configuration (default config/utcc_campus_config.json)",
+    )
+    add("--meters", help="simulate N generated meters instead of the campus")
+    add(
+        "--meters-per-actor",
+        help="meters per meter actor (default: 1 on the campus, automatic for fleets)",
+    )
+    add("--seed", help="random seed (default 42); a run is reproducible from it")
+    add("--interval", help="seconds per reading, dividing a day (SIMULATION_INTERVAL, default 15)")
+    add(
+        "--start",
+        help="simulated start, ISO 8601 (campus local time unless an offset is given), default now",
+    )
+    add("--speed", help="simulated seconds per wall second: 1 = real time (default), 60, or max")
+    add("--duration", help="simulated time to run: 90m, 1d, 1h30m, 2y ... (default forever)")
+    add("--data-dir", help="where Parquet output goes (default ./data)")
+    add("--api-port", help="REST API port (API_PORT, default 4040)")
+    add(
+        "--disable-influxdb",
+        action="store_true",
+        help="write Parquet only (INFLUXDB_ENABLED=false)",
+    )
+    add(
+        "--disable-ieee2030-5",
+        action="store_true",
+        help="no IEEE 2030.5 server (IEEE2030_5_ENABLED=false)",
+    )
+    add("--ieee2030-5-port", help="IEEE 2030.5 TLS port (IEEE2030_5_PORT, default 8443)")
+    add(
+        "--address",
+        help="Ray cluster address (RAY_ADDRESS); default: a cluster on this host, else local Ray",
+    )
+    add("--namespace", help="Ray namespace for the named actors (default gtx_ray)")
+    add("--max-in-flight", help="windows between the clock and storage (default 4)")
+    add("--window", help="intervals per meter-actor call (default automatic)")
+    add("--status-every", help="seconds between status lines (default 5)")
+    add("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -> Settings:
+    """Merge defaults, environment and flags into validated Settings (flags win)."""
+    fields: dict[str, object] = from_environment(env)
+    if args.config_file is not None:
+        fields["config_file"] = Path(args.config_file)
+    if args.meters is not None:
+        fields["meters"] = parse_int("--meters", args.meters, 1, 10_000_000)
+    if args.meters_per_actor is not None:
+        fields["meters_per_actor"] = parse_int("--meters-per-actor", args.meters_per_actor, 1)
+    if args.seed is not None:
+        fields["seed"] = parse_int("--seed", args.seed, 0, 2**63 - 1)
+    if args.interval is not None:
+        fields["interval_s"] = parse_interval("--interval", args.interval)
+    if args.speed is not None:
+        fields["speed"] = parse_speed("--speed", args.speed)
+    elif command == "backfill":
+        fields["speed"] = None
+    if args.data_dir is not None:
+        fields["data_dir"] = Path(args.data_dir)
+    if args.api_port is not None:
+        fields["api_port"] = parse_port("--api-port", args.api_port)
+    if args.disable_influxdb:
+        fields["influxdb_enabled"] = False
+    if args.disable_ieee2030_5:
+        fields["ieee2030_5_enabled"] = False
+    if args.ieee2030_5_port is not None:
+        fields["ieee2030_5_port"] = parse_port("--ieee2030-5-port", args.ieee2030_5_port)
+    if args.address is not None:
+        fields["address"] = args.address
+    if args.namespace is not None:
+        fields["namespace"] = args.namespace
+    if args.max_in_flight is not None:
+        fields["max_in_flight"] = parse_int("--max-in-flight", args.max_in_flight, 1, 64)
+    if args.window is not None:
+        fields["window_intervals"] = parse_int("--window", args.window, 1, 100_000)
+    if args.status_every is not None:
+        fields["status_every_s"] = float(parse_int("--status-every", args.status_every, 1, 3600))
+
+    config_file = Path(fields.get("config_file", DEFAULT_CONFIG))
+    if not config_file.is_file():
+        raise ConfigError(f"--config-file {config_file}: no such file")
+    tz = ZoneInfo("Asia/Bangkok")
+    if args.start is not None:
+        fields["start_s"] = parse_start("--start", args.start, tz)
+    elif command == "backfill":
+        raise ConfigError("backfill needs --start (e.g. --start 2024-01-01)")
+    if args.duration is not None:
+        start = int(fields.get("start_s") or time.time())
+        fields["duration_s"] = parse_duration("--duration", args.duration, start, tz)
+    elif command == "backfill":
+        raise ConfigError("backfill needs --duration (e.g. --duration 2y)")
+    return Settings(**fields)
+
+
+def _configure_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise UsageError(f"--log-level {level!r} is not a level (DEBUG, INFO, WARNING, ERROR)")
+    logging.basicConfig(
+        level=numeric,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _iso(epoch_s: float | None) -> str:
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StatusLine:
+    """One status line every few seconds; a progress line with ETA for bounded runs."""
+
+    def __init__(self, n_meters: int) -> None:
+        self._n_meters = n_meters
+        self._last: tuple[float, int] | None = None
+
+    def render(self, status: dict | None) -> str:
+        if status is None:
+            return "starting actors ..."
+        clock, storage = status["clock"], status["storage"]
+        now = time.time()
+        stored = storage["rows_stored"]
+        rate = 0.0
+        if self._last is not None and now > self._last[0]:
+            rate = (stored - self._last[1]) / (now - self._last[0])
+        self._last = (now, stored)
+        parts = [f"sim {_iso(storage['stored_until_s'])}", f"{rate:,.0f} readings/s"]
+        if clock["speed"] is not None:
+            parts.append(f"lag {clock['lag_s']:.1f} s")
+        parts.append(f"stored {stored:,} rows")
+        if storage["queue_depth"]:
+            parts.append(f"queue {storage['queue_depth']}")
+        total = clock["intervals_total"]
+        if total:
+            done = clock["intervals_done"]
+            elapsed = clock["wall_elapsed_s"]
+            eta = elapsed / done * (total - done) if done else None
+            parts.insert(
+                0,
+                f"[{100 * done / total:5.1f}% {done}/{total} intervals"
+                f"{', ETA ' + duration_text(eta) if eta is not None else ''}]",
+            )
+        if storage.get("last_error"):
+            parts.append(f"STORAGE ERROR: {storage['last_error']}")
+        if clock.get("error"):
+            parts.append(f"CLOCK ERROR: {clock['error']}")
+        return " | ".join(parts)
+
+
+def run(settings: Settings) -> int:
+    """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
+    import ray  # here, not at the top: keeps --help and usage errors fast
+
+    from gtx_ray.runtime import connect_ray, start_simulation
+
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop_requested.is_set():
+            log.warning("second %s: still flushing, please wait", signal.Signals(signum).name)
+            return
+        log.info("%s received: stopping the clock and flushing", signal.Signals(signum).name)
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    started_ray = False
+    try:
+        started_ray = connect_ray(settings)
+        simulation = start_simulation(settings)
+        plan = simulation.plan
+        log.info(
+            "simulating %d meters from %s%s, %d s interval, speed %s; output %s",
+            simulation.n_meters,
+            _iso(plan.start_s),
+            f" to {_iso(plan.end_s)}" if plan.end_s else " (until stopped)",
+            plan.interval_s,
+            "max" if plan.speed is None else f"{plan.speed:g}x",
+            Path(settings.data_dir).resolve(),
+        )
+        line = StatusLine(simulation.n_meters)
+        next_status = time.monotonic() + settings.status_every_s
+        stopping = False
+        while not simulation.wait(timeout_s=0.2):
+            if stop_requested.is_set() and not stopping:
+                simulation.stop()
+                stopping = True
+            if time.monotonic() >= next_status:
+                log.info("%s", line.render(simulation.status()))
+                next_status = time.monotonic() + settings.status_every_s
+        final = simulation.finish()
+        clock, storage = final["clock"], final["storage"]
+        log.info(
+            "done: %s readings stored for %d meters, simulated %s to %s, in %s",
+            f"{storage['rows_stored']:,}",
+            simulation.n_meters,
+            _iso(plan.start_s),
+            _iso(clock["next_start_s"]),
+            duration_text(clock["wall_elapsed_s"]),
+        )
+        if storage.get("last_error"):
+            log.error("storage reported: %s", storage["last_error"])
+            return 1
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if started_ray:
+            ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
+    if argv and argv[0] in SUBCOMMANDS:
+        argv = argv[1:]
+    prog = "python -m gtx_ray" if sys.argv and sys.argv[0].endswith("__main__.py") else "gtx-ray"
+    try:
+        if command == "certs":
+            return _certs(argv)
+        if command == "replay":
+            return _replay(argv, prog)
+        args = build_parser(f"{prog} {command}" if command != "run" else prog).parse_args(argv)
+        _configure_logging(args.log_level)
+        settings = settings_from(args, dict(os.environ), command)
+        load_campus(settings.config_file)  # a broken config fails here, before Ray starts
+    except (UsageError, ConfigError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run(settings)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def _certs(argv: list[str]) -> int:
+    try:
+        from gtx_ray.ieee2030_5.certs_cli import certs_main
+    except ImportError:
+        raise UsageError(
+            "the certs command needs the IEEE 2030.5 package, which is not installed"
+        ) from None
+    return certs_main(argv)
+
+
+def _replay(argv: list[str], prog: str) -> int:
+    raise UsageError("replay is not available yet (it comes with the InfluxDB sink)")

@@ -1,0 +1,219 @@
+"""Driver-side orchestration: connect to Ray, place the fleet on meter actors, start the clock and
+the aggregator, report status, shut down cleanly. The CLI and the integration tests use this."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from gtx_ray.actors.aggregator import AggregatorActor
+from gtx_ray.actors.clock import ClockActor, ClockPlan
+from gtx_ray.actors.meter import MeterActor
+from gtx_ray.errors import ConfigError
+from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
+from gtx_ray.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_ACTORS = 400  # each actor is a process of ~60–90 MiB (DESIGN.md §4)
+TARGET_ROWS_PER_CALL = 200_000  # as-fast-as-possible windows: ~0.1 s of numpy per call
+METER_ACTORS_PER_CPU = 1  # automatic packing for generated fleets
+
+
+class AlreadyRunning(ConfigError):
+    """Another simulation holds the actor names in this Ray namespace."""
+
+
+def connect_ray(settings: Settings) -> bool:
+    """Join the configured cluster, or a cluster running on this host, else start Ray locally.
+
+    Returns True when this process started Ray (and so must shut it down).
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    common = {
+        "namespace": settings.namespace,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "configure_logging": False,
+    }
+    if ray.is_initialized():
+        return False
+    if settings.address:
+        log.info("joining the Ray cluster at %s", settings.address)
+        ray.init(address=settings.address, **common)
+        return False
+    from ray._private.services import find_gcs_addresses  # private API, stable since Ray 1.x
+
+    if find_gcs_addresses():
+        log.info("joining the Ray cluster running on this host")
+        ray.init(address="auto", **common)
+        return False
+    log.info("no Ray cluster found: starting Ray locally")
+    ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **common)
+    return True
+
+
+def build_fleet(settings: Settings) -> tuple[CampusConfig, MeterArrays, bool]:
+    """The campus from the config file, or N generated meters: (campus, meters, is_campus)."""
+    campus = load_campus(settings.config_file)
+    if settings.meters is None:
+        return campus, MeterArrays.from_specs(campus.meters), True
+    return campus, generate_fleet(campus, settings.meters, settings.seed), False
+
+
+def plan_groups(
+    n_meters: int, meters_per_actor: int | None, is_campus: bool, cpus: float
+) -> list[range]:
+    """Split meter indices into actor groups: one meter per actor on the campus (the shape users see
+    in the dashboard); otherwise ``meters_per_actor`` or about one actor per CPU."""
+    if meters_per_actor is None:
+        if is_campus:
+            meters_per_actor = 1
+        else:
+            actors = max(1, min(int(cpus * METER_ACTORS_PER_CPU), math.ceil(n_meters / 1000)))
+            meters_per_actor = math.ceil(n_meters / actors)
+    actors = math.ceil(n_meters / meters_per_actor)
+    if actors > MAX_ACTORS:
+        raise ConfigError(
+            f"--meters-per-actor {meters_per_actor} would start {actors} meter actors for "
+            f"{n_meters} meters (limit {MAX_ACTORS}; each actor is a process): pack more meters "
+            "per actor"
+        )
+    return [
+        range(i, min(i + meters_per_actor, n_meters)) for i in range(0, n_meters, meters_per_actor)
+    ]
+
+
+def actor_name(meters: MeterArrays) -> str:
+    ids = meters.meter_id
+    return f"meter:{ids[0]}" if len(ids) == 1 else f"meters:{ids[0]}..{ids[-1]}"
+
+
+def window_intervals(settings: Settings, largest_group: int) -> int:
+    """Intervals per step call: one in paced modes with short intervals; in as-fast-as-possible
+    mode enough for ~TARGET_ROWS_PER_CALL rows per actor, at most one day."""
+    if settings.window_intervals is not None:
+        return settings.window_intervals
+    per_day = 86_400 // settings.interval_s
+    if settings.speed is None:
+        return max(1, min(per_day, TARGET_ROWS_PER_CALL // max(1, largest_group)))
+    # Paced: catch up in bigger windows when the speed makes many intervals due per second.
+    due_per_second = settings.speed / settings.interval_s
+    return max(1, min(per_day, int(due_per_second)))
+
+
+@dataclass
+class Simulation:
+    """A running simulation's handles."""
+
+    settings: Settings
+    campus: CampusConfig
+    meters: MeterArrays
+    groups: list[range]
+    plan: ClockPlan
+    meter_actors: list
+    aggregator: Any
+    clock: Any
+    run_ref: Any = None
+
+    @property
+    def n_meters(self) -> int:
+        return len(self.meters)
+
+    def status(self, timeout_s: float = 10.0) -> dict[str, Any] | None:
+        """Clock and storage status, or None while the actors are still starting."""
+        try:
+            clock, storage = ray.get(
+                [self.clock.status.remote(), self.aggregator.status.remote()], timeout=timeout_s
+            )
+        except ray.exceptions.GetTimeoutError:
+            return None
+        return {"clock": clock, "storage": storage}
+
+    def stop(self) -> None:
+        self.clock.stop.remote()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """True once the clock has finished (end reached or stopped)."""
+        ready, _ = ray.wait([self.run_ref], timeout=timeout_s)
+        return bool(ready)
+
+    def finish(self, timeout_s: float = 600.0) -> dict[str, Any]:
+        """Wait for the clock, store everything queued, close sinks, end the actors."""
+        error = None
+        try:
+            ray.get(self.run_ref, timeout=timeout_s)
+        except Exception as exc:  # reported to the caller after the flush
+            error = exc
+        storage = ray.get(self.aggregator.close.remote(), timeout=timeout_s)
+        clock = ray.get(self.clock.status.remote(), timeout=timeout_s)
+        for actor in [self.clock, self.aggregator, *self.meter_actors]:
+            ray.kill(actor, no_restart=True)
+        if error is not None:
+            raise error
+        return {"clock": clock, "storage": storage}
+
+
+def _check_names_free(names: list[str], namespace: str) -> None:
+    for name in names:
+        try:
+            ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            continue
+        raise AlreadyRunning(
+            f"a simulation is already running in Ray namespace {namespace!r} (actor {name!r} "
+            "exists): stop it first or choose another --namespace"
+        )
+
+
+def start_simulation(settings: Settings) -> Simulation:
+    """Create the actors and start the clock (Ray must be connected)."""
+    campus, meters, is_campus = build_fleet(settings)
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    groups = plan_groups(len(meters), settings.meters_per_actor, is_campus, cpus)
+    group_meters = [meters.take(slice(g.start, g.stop)) for g in groups]
+    names = ["clock", "aggregator"] + [actor_name(g) for g in group_meters]
+    _check_names_free(names, settings.namespace)
+
+    now = time.time()
+    start_s = settings.start_s if settings.start_s is not None else int(now)
+    start_s -= start_s % settings.interval_s
+    end_s = None if settings.duration_s is None else start_s + settings.duration_s
+    if end_s is not None and end_s - start_s < settings.interval_s:
+        raise ConfigError(f"--duration must cover at least one interval ({settings.interval_s} s)")
+    largest = max(len(g) for g in groups)
+    plan = ClockPlan(
+        start_s=start_s,
+        interval_s=settings.interval_s,
+        end_s=end_s,
+        speed=settings.speed,
+        window_intervals=window_intervals(settings, largest),
+        max_in_flight=settings.max_in_flight,
+        rows_per_interval=len(meters),
+    )
+    aggregator = AggregatorActor.options(name="aggregator").remote(
+        str(settings.data_dir), start_s, settings.interval_s
+    )
+    meter_actors = [
+        MeterActor.options(name=actor_name(m), scheduling_strategy="SPREAD").remote(
+            campus, settings.meters, settings.seed, g.start, g.stop, settings.interval_s
+        )
+        for g, m in zip(groups, group_meters, strict=True)
+    ]
+    clock = ClockActor.options(name="clock").remote(plan, meter_actors, aggregator)
+    simulation = Simulation(settings, campus, meters, groups, plan, meter_actors, aggregator, clock)
+    simulation.run_ref = clock.run.remote()
+    log.info(
+        "started %d meters on %d meter actors, interval %d s, window %d intervals",
+        len(meters),
+        len(meter_actors),
+        settings.interval_s,
+        plan.window_intervals,
+    )
+    return simulation

@@ -1,0 +1,194 @@
+"""Environment variables and CLI flags → one validated ``Settings``.
+
+Flags override the environment; the environment overrides defaults. Every invalid value raises
+``ConfigError`` with a message naming the flag or variable, which the CLI prints as one line and
+turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from gtx_ray.errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "utcc_campus_config.json"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(y|w|d|h|m|s)")
+_UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs. Times are UTC epoch seconds; durations and intervals are seconds."""
+
+    config_file: Path = DEFAULT_CONFIG
+    meters: int | None = None  # None: the campus from the config file
+    meters_per_actor: int | None = None  # None: automatic
+    seed: int = 42
+    interval_s: int = 15
+    start_s: int | None = None  # None: now
+    speed: float | None = 1.0  # simulated seconds per wall second; None = as fast as possible
+    duration_s: int | None = None  # None: forever
+    data_dir: Path = Path("data")
+    api_port: int = 4040
+    influxdb_enabled: bool = True
+    influxdb_url: str = "http://localhost:8086"
+    influxdb_token: str = ""
+    influxdb_org: str = "gtx_ray"
+    influxdb_bucket: str = "gtx_ray"
+    ieee2030_5_enabled: bool = True
+    ieee2030_5_port: int = 8443
+    address: str | None = None  # Ray cluster address; None: join a local cluster or start one
+    namespace: str = "gtx_ray"
+    max_in_flight: int = 4
+    window_intervals: int | None = None  # None: automatic
+    status_every_s: float = 5.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def parse_int(name: str, value: str, low: int | None = None, high: int | None = None) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if low is not None and number < low:
+        raise ConfigError(f"{name}={number} is too small (minimum {low})")
+    if high is not None and number > high:
+        raise ConfigError(f"{name}={number} is too large (maximum {high})")
+    return number
+
+
+def parse_port(name: str, value: str) -> int:
+    return parse_int(name, value, 1, 65535)
+
+
+def parse_interval(name: str, value: str) -> int:
+    seconds = parse_int(name, value, 1, 86400)
+    if 86400 % seconds:
+        raise ConfigError(
+            f"{name}={seconds} must divide a day into whole intervals "
+            "(e.g. 1, 5, 15, 60, 300, 900, 3600)"
+        )
+    return seconds
+
+
+def parse_speed(name: str, value: str) -> float | None:
+    """``max`` (as fast as the sinks accept), ``realtime`` (1) or simulated s per wall s."""
+    lowered = value.strip().lower()
+    if lowered == "max":
+        return None
+    if lowered in {"realtime", "real-time"}:
+        return 1.0
+    try:
+        speed = float(lowered)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a speed (a number > 0, or 'max')") from None
+    if not math.isfinite(speed) or speed <= 0:
+        raise ConfigError(f"{name}={value!r} must be a number > 0, or 'max'")
+    return speed
+
+
+def parse_start(name: str, value: str, tz: ZoneInfo, now_s: float | None = None) -> int:
+    """ISO 8601 date or date-time; without an offset it is the campus's local time. ``now`` is
+    the current time."""
+    text = value.strip()
+    if text.lower() == "now":
+        return int(now_s if now_s is not None else datetime.now(UTC).timestamp())
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{name}={value!r} is not an ISO 8601 date or date-time "
+            "(e.g. 2024-01-01 or 2024-01-01T08:00:00+07:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return int(moment.timestamp())
+
+
+def parse_duration(name: str, value: str, start_s: int, tz: ZoneInfo) -> int:
+    """``90m``, ``1d``, ``1h30m``, ``2w``, ``2y`` (calendar years from the start) or seconds."""
+    text = value.strip().lower()
+    if text.isdigit():
+        seconds = int(text)
+    else:
+        parts = _DURATION_PART.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ConfigError(f"{name}={value!r} is not a duration (e.g. 90m, 1d, 1h30m, 2y)")
+        start = datetime.fromtimestamp(start_s, tz)
+        seconds = 0.0
+        for number, unit in parts:
+            if unit == "y":
+                years = float(number)
+                if not years.is_integer():
+                    raise ConfigError(f"{name}={value!r}: years must be whole")
+                try:
+                    end = start.replace(year=start.year + int(years))
+                except ValueError:  # 29 February
+                    end = start.replace(year=start.year + int(years), day=28)
+                seconds += (end - start).total_seconds()
+            else:
+                seconds += float(number) * _UNIT_SECONDS[unit]
+        seconds = int(seconds)
+    if seconds <= 0:
+        raise ConfigError(f"{name}={value!r} must be longer than 0 s")
+    return seconds
+
+
+def from_environment(env: Mapping[str, str]) -> dict[str, object]:
+    """Settings fields taken from the seed's environment variables (only those that are set)."""
+    fields: dict[str, object] = {}
+    readers = {
+        "INFLUXDB_ENABLED": ("influxdb_enabled", parse_bool),
+        "INFLUXDB_URL": ("influxdb_url", lambda n, v: v.strip()),
+        "INFLUXDB_TOKEN": ("influxdb_token", lambda n, v: v),
+        "INFLUXDB_ORG": ("influxdb_org", lambda n, v: v.strip()),
+        "INFLUXDB_BUCKET": ("influxdb_bucket", lambda n, v: v.strip()),
+        "IEEE2030_5_ENABLED": ("ieee2030_5_enabled", parse_bool),
+        "IEEE2030_5_PORT": ("ieee2030_5_port", parse_port),
+        "API_PORT": ("api_port", parse_port),
+        "SIMULATION_INTERVAL": ("interval_s", parse_interval),
+        "RAY_ADDRESS": ("address", lambda n, v: v.strip() or None),
+    }
+    for variable, (name, reader) in readers.items():
+        raw = env.get(variable)
+        if raw is not None and raw != "":
+            fields[name] = reader(variable, raw)
+    if "influxdb_url" in fields and not str(fields["influxdb_url"]).startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError(
+            f"INFLUXDB_URL={fields['influxdb_url']!r} must start with http:// or https://"
+        )
+    return fields
+
+
+def duration_text(seconds: float) -> str:
+    """Human-readable duration, e.g. ``1d 02:03:04``."""
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    text = str(timedelta(seconds=rest))
+    return f"{days}d {text}" if days else text
+
+
+def environment() -> dict[str, str]:
+    return dict(os.environ)

@@ -1,0 +1,164 @@
+"""The simulator on a real local Ray runtime: actors, clock, aggregator, Parquet output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import ray
+
+from gtx_ray.fleet import generate_fleet
+from gtx_ray.model.meters import MeterModel
+from gtx_ray.runtime import start_simulation
+from gtx_ray.settings import Settings
+from gtx_ray.storage.parquet import read_readings
+from tests.conftest import CAMPUS_CONFIG
+from tests.unit.helpers import assert_physics, run
+
+JAN_1_2025_BANGKOK = 1_735_664_400
+
+
+def _settings(tmp_path, **overrides) -> Settings:
+    base = Settings(
+        config_file=CAMPUS_CONFIG,
+        start_s=JAN_1_2025_BANGKOK,
+        interval_s=900,
+        speed=None,
+        duration_s=86_400,
+        data_dir=tmp_path / "data",
+        namespace="gtx_ray_tests",
+        status_every_s=1.0,
+    )
+    return replace(base, **overrides)
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    return table.sort_by([("timestamp", "ascending"), ("meter_id", "ascending")])
+
+
+def _finish(simulation, timeout_s: float = 300.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while not simulation.wait(timeout_s=1.0):
+        assert time.monotonic() < deadline, "simulation did not finish in time"
+    return simulation.finish()
+
+
+def test_campus_day_on_25_meter_actors(ray_runtime, campus, campus_meters, tmp_path):
+    settings = _settings(tmp_path)
+    simulation = start_simulation(settings)
+    try:
+        names = {
+            a["name"]
+            for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == "gtx_ray_tests"
+        }
+        expected = {f"meter:AMI_METER_UTCC_{i:03d}" for i in range(1, 26)}
+        assert expected <= names and {"clock", "aggregator"} <= names
+        assert len(simulation.meter_actors) == 25
+        final = _finish(simulation)
+    except BaseException:
+        simulation.stop()
+        simulation.finish()
+        raise
+    assert final["storage"]["rows_stored"] == 25 * 96
+    assert final["clock"]["intervals_done"] == 96
+
+    stored = _sorted(read_readings(settings.data_dir))
+    assert stored.num_rows == 25 * 96
+    timestamps = np.unique(stored.column("timestamp").cast(pa.int64()).to_numpy())
+    assert np.array_equal(timestamps, JAN_1_2025_BANGKOK + 900 * np.arange(96))
+    model = MeterModel(campus_meters, campus, settings.seed, 900)
+    expected_table, _ = run(model, JAN_1_2025_BANGKOK, 96, 96)
+    assert stored.equals(_sorted(expected_table))
+    assert_physics(expected_table, model, 900)
+    # The meter actors are gone once the run has finished.
+    remaining = {
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "gtx_ray_tests"
+    }
+    assert not remaining & expected
+
+
+def test_packed_fleet_equals_one_process(ray_runtime, campus, tmp_path):
+    settings = _settings(tmp_path, meters=2000, meters_per_actor=500, seed=7)
+    simulation = start_simulation(settings)
+    assert len(simulation.meter_actors) == 4
+    final = _finish(simulation)
+    assert final["storage"]["rows_stored"] == 2000 * 96
+
+    fleet = generate_fleet(campus, 2000, seed=7)
+    expected, _ = run(MeterModel(fleet, campus, 7, 900), JAN_1_2025_BANGKOK, 96, 96)
+    assert _sorted(read_readings(settings.data_dir)).equals(_sorted(expected))
+
+
+def test_killed_meter_actors_lose_and_duplicate_nothing(ray_runtime, campus, tmp_path):
+    """Kill one meter actor with ray.kill and another with SIGKILL while windows flow."""
+    days = 3
+    settings = _settings(
+        tmp_path,
+        meters=400,
+        meters_per_actor=100,
+        seed=3,
+        duration_s=days * 86_400,
+        speed=days * 86_400 / 12.0,
+        window_intervals=2,
+        max_in_flight=2,
+    )
+    simulation = start_simulation(settings)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # wait until some windows are stored, so the kills land mid-run
+            status = simulation.status()
+            if status and status["storage"]["windows_stored"] >= 3:
+                break
+            assert time.monotonic() < deadline, "no windows stored"
+            time.sleep(0.2)
+        ray.kill(simulation.meter_actors[1], no_restart=False)
+        pid = ray.get(simulation.meter_actors[2].pid.remote(), timeout=60)
+        os.kill(pid, signal.SIGKILL)
+        status = simulation.status()
+        assert status["clock"]["intervals_done"] < days * 96, "the run ended before the kills"
+        new_pid = ray.get(simulation.meter_actors[2].pid.remote(), timeout=120)
+        assert new_pid != pid, "the SIGKILLed actor was not restarted"
+        final = _finish(simulation)
+    except BaseException:
+        simulation.stop()
+        simulation.finish()
+        raise
+    assert final["storage"]["rows_stored"] == 400 * days * 96
+    assert final["storage"]["duplicates_ignored"] == 0
+
+    stored = _sorted(read_readings(settings.data_dir))
+    fleet = generate_fleet(campus, 400, seed=3)
+    expected, _ = run(MeterModel(fleet, campus, 3, 900), JAN_1_2025_BANGKOK, days * 96, 96)
+    assert stored.num_rows == expected.num_rows
+    assert stored.equals(_sorted(expected))
+
+
+def test_real_time_pacing_and_lag(ray_runtime, tmp_path):
+    """At speed 1 with a 1 s interval, readings arrive at the wall clock's pace."""
+    now = int(time.time())
+    settings = _settings(tmp_path, meters=10, interval_s=1, speed=1.0, start_s=now, duration_s=6)
+    began = time.monotonic()
+    simulation = start_simulation(settings)
+    final = _finish(simulation, timeout_s=120)
+    elapsed = time.monotonic() - began
+    assert final["storage"]["rows_stored"] == 10 * 6
+    assert elapsed >= 5.0, "a 6-second real-time run finished too early"
+    assert final["clock"]["lag_s"] < 5.0
+    table = read_readings(settings.data_dir)
+    ts = np.unique(table.column("timestamp").cast(pa.int64()).to_numpy())
+    assert np.array_equal(ts, now + np.arange(6))
+
+
+def test_too_short_a_run_is_refused(ray_runtime, tmp_path):
+    from gtx_ray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least one interval"):
+        start_simulation(_settings(tmp_path, duration_s=10))
