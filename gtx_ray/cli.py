@@ -224,6 +224,8 @@ def run(settings: Settings) -> int:
     started_ray = False
     try:
         started_ray = connect_ray(settings)
+        for sig in previous:  # ray.init installs its own handlers; ours flush first
+            signal.signal(sig, on_signal)
         simulation = start_simulation(settings)
         plan = simulation.plan
         log.info(

@@ -1,0 +1,195 @@
+"""``python -m gtx_ray`` as a user runs it: exit codes, status lines, SIGTERM, Ray metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import ray
+
+from gtx_ray.storage.parquet import read_readings
+from tests.conftest import REPO
+
+
+def gtx(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    return subprocess.run(
+        [sys.executable, "-m", "gtx_ray", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "names"),
+    [
+        (["--speed", "fast"], {}, "--speed"),
+        (["--interval", "7"], {}, "--interval"),
+        (["--interval", "abc"], {}, "--interval"),
+        (["--meters", "0"], {}, "--meters"),
+        (["--duration", "ten minutes"], {}, "--duration"),
+        (["--start", "yesterday-ish"], {}, "--start"),
+        (["--api-port", "70000"], {}, "--api-port"),
+        (["--config-file", "no/such/file.json"], {}, "--config-file"),
+        (["--bogus-flag"], {}, "--bogus-flag"),
+        (["backfill", "--start", "2024-01-01"], {}, "--duration"),
+        ([], {"SIMULATION_INTERVAL": "0"}, "SIMULATION_INTERVAL"),
+        ([], {"API_PORT": "http"}, "API_PORT"),
+        ([], {"INFLUXDB_ENABLED": "maybe"}, "INFLUXDB_ENABLED"),
+        ([], {"IEEE2030_5_PORT": "-1"}, "IEEE2030_5_PORT"),
+        ([], {"INFLUXDB_URL": "localhost:8086"}, "INFLUXDB_URL"),
+    ],
+)
+def test_bad_flags_and_variables_exit_2_with_one_clear_line(args, env, names):
+    result = gtx(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert names in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_config_file_exits_2_naming_the_meter(tmp_path):
+    broken = tmp_path / "campus.json"
+    text = (REPO / "config" / "utcc_campus_config.json").read_text()
+    broken.write_text(text.replace('"capacity_kw": 250.0', '"capacity_kw": "lots"', 1))
+    result = gtx("--config-file", str(broken))
+    assert result.returncode == 2
+    assert "AMI_METER_UTCC_013" in result.stderr and "capacity_kw" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_flags():
+    result = gtx("--help")
+    assert result.returncode == 0
+    for flag in (
+        "--config-file",
+        "--disable-ieee2030-5",
+        "--ieee2030-5-port",
+        "--disable-influxdb",
+        "--meters",
+        "--meters-per-actor",
+        "--seed",
+        "--interval",
+        "--api-port",
+        "--start",
+        "--speed",
+        "--duration",
+        "--data-dir",
+    ):
+        assert flag in result.stdout
+
+
+class _Collector:
+    """Reads a process's stderr in the background."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def stored_rows(self) -> int:
+        counts = [
+            int(m.group(1).replace(",", ""))
+            for line in self.lines
+            if (m := re.search(r"stored ([\d,]+) rows", line))
+        ]
+        return max(counts, default=0)
+
+
+def _metrics_text() -> str:
+    port = ray.nodes()[0]["MetricsExportPort"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
+    """A run without an end: status lines appear, SIGTERM stops it, every reading is stored, and
+    the simulator's metrics are on Ray's metrics endpoint while it runs."""
+    data = tmp_path / "data"
+    start = "2025-03-01T00:00:00+07:00"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gtx_ray",
+            "--meters",
+            "50",
+            "--meters-per-actor",
+            "25",
+            "--interval",
+            "60",
+            "--speed",
+            "1800",
+            "--start",
+            start,
+            "--data-dir",
+            str(data),
+            "--namespace",
+            "gtx_cli_sigterm",
+            "--status-every",
+            "1",
+            "--disable-influxdb",
+            "--disable-ieee2030-5",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    collector = _Collector(process)
+    try:
+        deadline = time.monotonic() + 180
+        while collector.stored_rows() < 50 * 60:
+            assert process.poll() is None, "\n".join(collector.lines)
+            assert time.monotonic() < deadline, "\n".join(collector.lines)
+            time.sleep(0.5)
+        metrics_seen = ""
+        while time.monotonic() < deadline:
+            metrics_seen = _metrics_text()
+            if "gtx_readings_generated" in metrics_seen and "gtx_rows_stored" in metrics_seen:
+                break
+            time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, "\n".join(collector.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "\n".join(collector.lines)
+    assert "Traceback" not in output
+    for metric in (
+        "gtx_readings_generated",
+        "gtx_rows_stored",
+        "gtx_tick_lag_seconds",
+        "gtx_storage_queue_depth",
+    ):
+        assert metric in metrics_seen, metric
+    assert re.search(r"\| lag \d+\.\d s \|", output), output
+
+    done = re.search(r"done: ([\d,]+) readings stored", output)
+    assert done, output
+    reported = int(done.group(1).replace(",", ""))
+    table = read_readings(data)
+    assert table.num_rows == reported > 0
+    ts = table.column("timestamp").cast(pa.int64()).to_numpy()
+    intervals = np.unique(ts)
+    assert table.num_rows == 50 * len(intervals), "an interval was stored partially"
+    first = 1_740_762_000  # 2025-03-01T00:00:00+07:00
+    assert np.array_equal(intervals, first + 60 * np.arange(len(intervals))), "gap in the data"
+    keys = np.char.add(table.column("meter_id").to_numpy().astype(str), ts.astype(str))
+    assert len(np.unique(keys)) == len(keys), "a reading was stored twice"
