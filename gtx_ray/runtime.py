@@ -31,7 +31,8 @@ class AlreadyRunning(ConfigError):
 
 
 def connect_ray(settings: Settings) -> bool:
-    """Join the configured cluster, or a cluster running on this host, else start Ray locally.
+    """Join the configured cluster (``local`` forces a new local one), or a cluster running on this
+    host, else start Ray locally.
 
     Returns True when this process started Ray (and so must shut it down).
     """
@@ -44,6 +45,9 @@ def connect_ray(settings: Settings) -> bool:
     }
     if ray.is_initialized():
         return False
+    if settings.address == "local":
+        ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **common)
+        return True
     if settings.address:
         log.info("joining the Ray cluster at %s", settings.address)
         ray.init(address=settings.address, **common)
@@ -52,8 +56,13 @@ def connect_ray(settings: Settings) -> bool:
 
     if find_gcs_addresses():
         log.info("joining the Ray cluster running on this host")
-        ray.init(address="auto", **common)
-        return False
+        try:
+            ray.init(address="auto", **common)
+            return False
+        except (ConnectionError, RuntimeError) as exc:  # a cluster that is shutting down
+            log.warning(
+                "could not join the Ray cluster on this host (%s): starting Ray locally", exc
+            )
     log.info("no Ray cluster found: starting Ray locally")
     ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **common)
     return True
