@@ -193,10 +193,12 @@ class StatusLine:
             done = clock["intervals_done"]
             elapsed = clock["wall_elapsed_s"]
             eta = elapsed / done * (total - done) if done else None
+            filled = int(20 * done / total)
+            bar = "#" * filled + "-" * (20 - filled)
             parts.insert(
                 0,
-                f"[{100 * done / total:5.1f}% {done}/{total} intervals"
-                f"{', ETA ' + duration_text(eta) if eta is not None else ''}]",
+                f"[{bar}] {100 * done / total:5.1f}% {done:,}/{total:,} intervals"
+                f"{', ETA ' + duration_text(eta) if eta is not None else ''}",
             )
         if storage.get("last_error"):
             parts.append(f"STORAGE ERROR: {storage['last_error']}")
