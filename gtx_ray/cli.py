@@ -70,6 +70,8 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
     add("--duration", help="simulated time to run: 90m, 1d, 1h30m, 2y ... (default forever)")
     add("--data-dir", help="where Parquet output goes (default ./data)")
     add("--api-port", help="REST API port (API_PORT, default 4040)")
+    add("--api-host", help="REST API address (API_HOST, default 127.0.0.1; 0.0.0.0 for all)")
+    add("--disable-api", action="store_true", help="do not start the REST API")
     add(
         "--disable-influxdb",
         action="store_true",
@@ -114,6 +116,10 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         fields["data_dir"] = Path(args.data_dir)
     if args.api_port is not None:
         fields["api_port"] = parse_port("--api-port", args.api_port)
+    if args.api_host is not None:
+        fields["api_host"] = args.api_host
+    if args.disable_api:
+        fields["api_enabled"] = False
     if args.disable_influxdb:
         fields["influxdb_enabled"] = False
     if args.disable_ieee2030_5:
@@ -229,6 +235,10 @@ def run(settings: Settings) -> int:
         for sig in previous:  # ray.init installs its own handlers; ours flush first
             signal.signal(sig, on_signal)
         simulation = start_simulation(settings)
+        if settings.api_enabled:
+            from gtx_ray.serve.api import start_rest_api
+
+            start_rest_api(simulation, settings.api_host, settings.api_port, settings.admin_token)
         plan = simulation.plan
         log.info(
             "simulating %d meters from %s%s, %d s interval, speed %s; output %s",
@@ -249,6 +259,10 @@ def run(settings: Settings) -> int:
             if time.monotonic() >= next_status:
                 log.info("%s", line.render(simulation.status()))
                 next_status = time.monotonic() + settings.status_every_s
+        if settings.api_enabled:
+            from gtx_ray.serve.api import stop_rest_api
+
+            stop_rest_api()
         final = simulation.finish()
         clock, storage = final["clock"], final["storage"]
         log.info(

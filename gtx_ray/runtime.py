@@ -104,17 +104,19 @@ def actor_name(meters: MeterArrays) -> str:
     return f"meter:{ids[0]}" if len(ids) == 1 else f"meters:{ids[0]}..{ids[-1]}"
 
 
-def window_intervals(settings: Settings, largest_group: int) -> int:
-    """Intervals per step call: one in paced modes with short intervals; in as-fast-as-possible
-    mode enough for ~TARGET_ROWS_PER_CALL rows per actor, at most one day."""
+def window_intervals(settings: Settings, largest_group: int) -> tuple[int, int]:
+    """Most intervals per step call: (paced, as fast as possible).
+
+    Paced: one, or about a second's worth when the speed makes many intervals due per second.
+    As fast as possible: enough for ~TARGET_ROWS_PER_CALL rows per actor, at most one day.
+    ``--window`` sets both.
+    """
     if settings.window_intervals is not None:
-        return settings.window_intervals
+        return settings.window_intervals, settings.window_intervals
     per_day = 86_400 // settings.interval_s
-    if settings.speed is None:
-        return max(1, min(per_day, TARGET_ROWS_PER_CALL // max(1, largest_group)))
-    # Paced: catch up in bigger windows when the speed makes many intervals due per second.
-    due_per_second = settings.speed / settings.interval_s
-    return max(1, min(per_day, int(due_per_second)))
+    fast = max(1, min(per_day, TARGET_ROWS_PER_CALL // max(1, largest_group)))
+    due_per_second = (settings.speed or 1.0) / settings.interval_s
+    return max(1, min(per_day, int(due_per_second))), fast
 
 
 @dataclass
@@ -196,13 +198,14 @@ def start_simulation(settings: Settings) -> Simulation:
     end_s = None if settings.duration_s is None else start_s + settings.duration_s
     if end_s is not None and end_s - start_s < settings.interval_s:
         raise ConfigError(f"--duration must cover at least one interval ({settings.interval_s} s)")
-    largest = max(len(g) for g in groups)
+    paced_window, fast_window = window_intervals(settings, max(len(g) for g in groups))
     plan = ClockPlan(
         start_s=start_s,
         interval_s=settings.interval_s,
         end_s=end_s,
         speed=settings.speed,
-        window_intervals=window_intervals(settings, largest),
+        window_intervals=paced_window,
+        fast_window_intervals=fast_window,
         max_in_flight=settings.max_in_flight,
         rows_per_interval=len(meters),
     )

@@ -40,7 +40,10 @@ class Settings:
     speed: float | None = 1.0  # simulated seconds per wall second; None = as fast as possible
     duration_s: int | None = None  # None: forever
     data_dir: Path = Path("data")
+    api_enabled: bool = True
+    api_host: str = "127.0.0.1"
     api_port: int = 4040
+    admin_token: str | None = None  # GTX_ADMIN_TOKEN: required for control calls when set
     influxdb_enabled: bool = True
     influxdb_url: str = "http://localhost:8086"
     influxdb_token: str = ""
@@ -166,6 +169,8 @@ def from_environment(env: Mapping[str, str]) -> dict[str, object]:
         "IEEE2030_5_ENABLED": ("ieee2030_5_enabled", parse_bool),
         "IEEE2030_5_PORT": ("ieee2030_5_port", parse_port),
         "API_PORT": ("api_port", parse_port),
+        "API_HOST": ("api_host", lambda n, v: v.strip()),
+        "GTX_ADMIN_TOKEN": ("admin_token", lambda n, v: v.strip() or None),
         "SIMULATION_INTERVAL": ("interval_s", parse_interval),
         "RAY_ADDRESS": ("address", lambda n, v: v.strip() or None),
     }

@@ -147,6 +147,10 @@ class AggregatorActor:
             [self._latest[g] for g in sorted(self._latest)], schema=READING_SCHEMA
         )
 
+    async def snapshot(self) -> tuple[pa.Table, dict[str, Any]]:
+        """The latest reading of every meter and the storage status, in one call (REST API)."""
+        return await self.latest(), await self.status()
+
     async def status(self) -> dict[str, Any]:
         return {
             "rows_received": self.rows_received,

@@ -32,7 +32,8 @@ class ClockPlan:
     interval_s: int
     end_s: int | None  # None: forever
     speed: float | None  # simulated s per wall s; None: as fast as possible
-    window_intervals: int  # most intervals per step call
+    window_intervals: int  # most intervals per step call in paced modes
+    fast_window_intervals: int  # most intervals per step call as fast as possible
     max_in_flight: int
     rows_per_interval: int  # meters in the fleet
 
@@ -46,6 +47,9 @@ class ClockActor:
         self._meters = meter_actors
         self._aggregator = aggregator
         self._stop = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._speed = plan.speed
         self._next_start_s = plan.start_s
         self._issued_intervals = 0
         self._stored_intervals = 0
@@ -68,16 +72,27 @@ class ClockActor:
 
     def _due_wall(self, sim_s: float) -> float:
         """Wall time at which simulated time ``sim_s`` is reached (paced modes)."""
-        assert self._plan.speed is not None
-        return self._wall_start + (sim_s - self._plan.start_s) / self._plan.speed
+        assert self._speed is not None
+        return self._wall_start + (sim_s - self._plan.start_s) / self._speed
 
     def _intervals_due(self, now: float) -> int:
         """Whole intervals that have ended in simulated time and are not issued yet."""
         plan = self._plan
-        if plan.speed is None:
-            return plan.window_intervals
-        sim_now = plan.start_s + (now - self._wall_start) * plan.speed
+        if self._speed is None:
+            return plan.fast_window_intervals
+        sim_now = plan.start_s + (now - self._wall_start) * self._speed
         return int((sim_now - self._next_start_s) // plan.interval_s)
+
+    def _window_limit(self) -> int:
+        return (
+            self._plan.fast_window_intervals if self._speed is None else self._plan.window_intervals
+        )
+
+    def _reanchor(self) -> None:
+        """Pace from where the simulation stands now (after a pause or a change of speed), so it
+        neither jumps ahead nor bursts to catch up."""
+        if self._speed is not None:
+            self._wall_start = time.time() - (self._next_start_s - self._plan.start_s) / self._speed
 
     async def run(self) -> dict[str, Any]:
         """Drive the meters until the end time or ``stop``; return the final status."""
@@ -95,6 +110,15 @@ class ClockActor:
                 )
                 if remaining is not None and remaining <= 0:
                     break
+                if not self._resumed.is_set():
+                    stop_or_resume = [
+                        asyncio.ensure_future(self._stop.wait()),
+                        asyncio.ensure_future(self._resumed.wait()),
+                    ]
+                    await asyncio.wait(stop_or_resume, return_when=asyncio.FIRST_COMPLETED)
+                    for waiter in stop_or_resume:
+                        waiter.cancel()
+                    continue
                 due = self._intervals_due(time.time())
                 if due < 1:
                     wake = self._due_wall(self._next_start_s + plan.interval_s)
@@ -103,7 +127,7 @@ class ClockActor:
                             self._stop.wait(), timeout=max(0.0, wake - time.time())
                         )
                     continue
-                n = min(due, plan.window_intervals)
+                n = min(due, self._window_limit())
                 if remaining is not None:
                     n = min(n, remaining)
                 batches = []
@@ -138,7 +162,7 @@ class ClockActor:
         rows = await ack
         self._stored_intervals += n
         self._readings_metric.inc(max(rows, 0))
-        if self._plan.speed is not None:
+        if self._speed is not None:
             self._lag_s = max(0.0, time.time() - self._due_wall(window_end))
             self._lag_metric.set(self._lag_s)
 
@@ -150,6 +174,22 @@ class ClockActor:
         """Stop issuing windows; ``run`` returns after the in-flight windows are queued."""
         self._stop.set()
 
+    async def pause(self) -> None:
+        """Stop issuing windows until ``resume``; in-flight windows still complete."""
+        self._resumed.clear()
+
+    async def resume(self) -> None:
+        if not self._resumed.is_set():
+            self._reanchor()
+            self._resumed.set()
+
+    async def set_speed(self, speed: float | None) -> None:
+        """Simulated seconds per wall second (None: as fast as possible), from now on."""
+        if speed is not None and not speed > 0:
+            raise ValueError(f"speed must be > 0 or None, got {speed}")
+        self._speed = speed
+        self._reanchor()
+
     async def status(self) -> dict[str, Any]:
         plan = self._plan
         total = None if plan.end_s is None else (plan.end_s - plan.start_s) // plan.interval_s
@@ -160,7 +200,8 @@ class ClockActor:
             "start_s": plan.start_s,
             "end_s": plan.end_s,
             "interval_s": plan.interval_s,
-            "speed": plan.speed,
+            "speed": self._speed,
+            "paused": not self._resumed.is_set(),
             "next_start_s": self._next_start_s,
             "intervals_issued": self._issued_intervals,
             "intervals_done": self._stored_intervals,

@@ -1,0 +1,1 @@
+"""HTTP fronts: the REST API on Ray Serve (port 4040)."""

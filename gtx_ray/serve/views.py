@@ -1,0 +1,144 @@
+"""Pure translations from the simulator's Arrow data to the REST API's JSON shapes.
+
+Shapes keep the seed's names (consumers already know them); powers are kW, energies kWh,
+voltage V, current A, temperature °C, humidity and battery level %.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gtx_ray.fleet import METER_TYPES, MeterArrays
+from gtx_ray.model.load import BUILDING_TYPES
+from gtx_ray.readings import FIELD_COLUMNS
+
+PHASE_TYPE = {1: "single_phase", 3: "three_phase"}
+
+
+def rfc3339(epoch_s: float | None) -> str | None:
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def meter_list(meters: MeterArrays, latest_levels: dict[str, float | None]) -> list[dict]:
+    """``GET /api/meters``: static facts per meter plus its latest battery level (%)."""
+    rows = []
+    for i, meter_id in enumerate(meters.meter_id):
+        rows.append(
+            {
+                "meter_id": meter_id,
+                "building": meters.building[i],
+                "floor": int(meters.floor[i]),
+                "type": METER_TYPES[meters.meter_type[i]],
+                "building_type": BUILDING_TYPES[meters.building_type[i]],
+                "phase_type": PHASE_TYPE[int(meters.phases[i])],
+                "capacity_kw": float(meters.capacity_kw[i]),
+                "has_solar": bool(meters.pv_kwp[i] > 0),
+                "has_battery": bool(meters.battery_kwh[i] > 0),
+                "pv_kwp": float(meters.pv_kwp[i]) if meters.pv_kwp[i] > 0 else None,
+                "battery_kwh": float(meters.battery_kwh[i]) if meters.battery_kwh[i] > 0 else None,
+                "battery_kw": float(meters.battery_kw[i]) if meters.battery_kwh[i] > 0 else None,
+                "battery_level": latest_levels.get(meter_id),
+            }
+        )
+    return rows
+
+
+def reading_dicts(table: pa.Table, phases_by_meter: dict[str, int]) -> list[dict]:
+    """Readings as the seed's JSON objects (timestamps RFC 3339, nulls as null)."""
+    timestamps = table.column("timestamp").cast(pa.int64()).to_numpy()
+    columns = {
+        name: table.column(name).to_pylist()
+        for name in ("meter_id", "building", "floor", "meter_type", *FIELD_COLUMNS)
+    }
+    out = []
+    for i, ts in enumerate(timestamps):
+        meter_id = columns["meter_id"][i]
+        row = {
+            "meter_id": meter_id,
+            "timestamp": rfc3339(int(ts)),
+            "building": columns["building"][i],
+            "floor": columns["floor"][i],
+            "meter_type": columns["meter_type"][i],
+            "phase_type": PHASE_TYPE.get(phases_by_meter.get(meter_id, 0)),
+        }
+        for name in FIELD_COLUMNS:
+            row[name] = _clean(columns[name][i])
+        out.append(row)
+    return out
+
+
+def readings_csv(readings: list[dict]) -> str:
+    """The same readings as CSV (header row, one reading per line)."""
+    if not readings:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(readings[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(readings)
+    return buffer.getvalue()
+
+
+def campus_summary(campus_name: str, meters: MeterArrays, latest: pa.Table) -> dict:
+    """``GET /api/campus/summary``: totals over the latest reading of every meter, kW, with
+    per-building totals. Counts describe the fleet."""
+    consumption = np.nan_to_num(latest.column("energy_consumed").to_numpy(zero_copy_only=False))
+    generation = np.nan_to_num(latest.column("energy_generated").to_numpy(zero_copy_only=False))
+    feed_in = np.nan_to_num(latest.column("grid_feed_in").to_numpy(zero_copy_only=False))
+    imported = latest.column("energy_import_kwh").to_numpy(zero_copy_only=False)
+    exported = latest.column("energy_export_kwh").to_numpy(zero_copy_only=False)
+    levels = latest.column("battery_level").to_numpy(zero_copy_only=False).astype(np.float64)
+    timestamps = latest.column("timestamp").cast(pa.int64()).to_numpy()
+    buildings = latest.column("building").to_pylist()
+    per_building: dict[str, dict] = {}
+    for i, name in enumerate(buildings):
+        entry = per_building.setdefault(
+            name,
+            {
+                "building": name,
+                "meters": 0,
+                "consumption": 0.0,
+                "generation": 0.0,
+                "grid_feed_in": 0.0,
+            },
+        )
+        entry["meters"] += 1
+        entry["consumption"] += float(consumption[i])
+        entry["generation"] += float(generation[i])
+        entry["grid_feed_in"] += float(feed_in[i])
+    types = meters.meter_type
+    battery_levels = levels[~np.isnan(levels)]
+    return {
+        "timestamp": rfc3339(int(timestamps.max())) if len(timestamps) else None,
+        "campus": campus_name,
+        "total_meters": len(meters),
+        "meters_reporting": int(latest.num_rows),
+        "total_consumption": float(consumption.sum()),
+        "total_generation": float(generation.sum()),
+        "total_grid_feed_in": float(feed_in.sum()),
+        "total_import_kwh": float(np.sum(imported)),
+        "total_export_kwh": float(np.sum(exported)),
+        "prosumer_count": int(np.sum(types != 0)),
+        "consumer_count": int(np.sum(types == 0)),
+        "hybrid_prosumer_count": int(np.sum(types == 2)),
+        "three_phase_count": int(np.sum(meters.phases == 3)),
+        "single_phase_count": int(np.sum(meters.phases == 1)),
+        "meters_with_solar": int(np.sum(meters.pv_kwp > 0)),
+        "meters_with_battery": int(np.sum(meters.battery_kwh > 0)),
+        "average_battery_level": float(battery_levels.mean()) if len(battery_levels) else None,
+        "buildings": sorted(per_building.values(), key=lambda b: b["building"]),
+    }
