@@ -111,6 +111,7 @@ class ClockActor:
                 if remaining is not None and remaining <= 0:
                     break
                 if not self._resumed.is_set():
+                    await self._drain(pending)
                     stop_or_resume = [
                         asyncio.ensure_future(self._stop.wait()),
                         asyncio.ensure_future(self._resumed.wait()),
@@ -121,6 +122,7 @@ class ClockActor:
                     continue
                 due = self._intervals_due(time.time())
                 if due < 1:
+                    await self._drain(pending)  # nothing to issue: account for what is done
                     wake = self._due_wall(self._next_start_s + plan.interval_s)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
@@ -143,9 +145,7 @@ class ClockActor:
                 while len(pending) >= plan.max_in_flight:
                     await self._complete(pending.popleft())
                     self._set_in_flight(len(pending))
-            while pending:
-                await self._complete(pending.popleft())
-                self._set_in_flight(len(pending))
+            await self._drain(pending)
         except Exception as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("the clock stopped on an error")
@@ -156,6 +156,11 @@ class ClockActor:
             self._running = False
             self._finished = True
         return await self.status()
+
+    async def _drain(self, pending: collections.deque) -> None:
+        while pending:
+            await self._complete(pending.popleft())
+            self._set_in_flight(len(pending))
 
     async def _complete(self, item: tuple) -> None:
         ack, n, window_end = item

@@ -1,0 +1,334 @@
+"""The REST API over real HTTP, on Ray Serve, against a running simulation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import ray
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from gtx_ray.runtime import start_simulation
+from gtx_ray.serve.api import start_rest_api, stop_rest_api
+from gtx_ray.serve.views import rfc3339
+from gtx_ray.settings import Settings
+from gtx_ray.storage.parquet import read_readings
+from tests.conftest import CAMPUS_CONFIG
+
+TOKEN = "test-admin-token"
+START = 1_735_664_400  # 2025-01-01 00:00 Bangkok
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def request(self, path: str, body: dict | None = None, token: str | None = None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            headers=headers,
+            method="POST" if body is not None else "GET",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, exc.read()
+
+    def json(self, path: str, body: dict | None = None, token: str | None = None):
+        status, _, raw = self.request(path, body, token)
+        return status, json.loads(raw) if raw else None
+
+    def control(self, **body):
+        return self.json("/api/simulation", body, TOKEN)
+
+
+@pytest.fixture(scope="module")
+def running(ray_runtime, tmp_path_factory):
+    """The campus at 1 hour of simulated time per second, paused before its first interval."""
+    data = tmp_path_factory.mktemp("rest") / "data"
+    settings = Settings(
+        config_file=CAMPUS_CONFIG,
+        start_s=START,
+        interval_s=900,
+        speed=3600.0,
+        data_dir=data,
+        namespace="gtx_ray_tests",
+        admin_token=TOKEN,
+    )
+    simulation = start_simulation(settings)
+    ray.get(simulation.clock.pause.remote())
+    port = _free_port()
+    start_rest_api(simulation, "127.0.0.1", port, TOKEN)
+    api = Api(port)
+    yield simulation, api, settings
+    stop_rest_api()
+    simulation.stop()
+    simulation.finish()
+
+
+def _wait_stored(simulation, rows: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = simulation.status()
+        if status and status["storage"]["rows_stored"] >= rows:
+            return
+        assert time.monotonic() < deadline, "not enough readings stored"
+        time.sleep(0.2)
+
+
+def _pause_and_settle(simulation, api) -> None:
+    """Make sure readings exist, pause, let in-flight windows land, let the snapshot catch up."""
+    api.control(action="resume")
+    _wait_stored(simulation, 25 * 8)
+    api.control(action="pause")
+    deadline = time.monotonic() + 60
+    while simulation.status()["clock"]["windows_in_flight"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.2)
+
+
+def test_before_the_first_interval(running):
+    _, api, _ = running
+    status, body = api.json("/api/readings")
+    assert (status, body) == (200, [])
+    status, body = api.json("/api/campus/summary")
+    assert status == 503 and "no readings yet" in body["error"]
+    status, body = api.json("/health")
+    assert status == 503 and body["status"] == "unhealthy" and "paused" in body["reason"]
+    status, body = api.json("/api/meters/AMI_METER_UTCC_001/reading")
+    assert status == 503 and body["status"] == 503
+
+
+def test_control_needs_the_admin_token(running):
+    _, api, _ = running
+    status, body = api.json("/api/simulation", {"action": "resume"})
+    assert status == 403 and "token" in body["error"]
+    status, body = api.json("/api/simulation", {"action": "resume"}, token="wrong")
+    assert status == 403
+    status, body = api.json("/api/simulation", {"speed": -3}, token=TOKEN)
+    assert status == 422
+    status, body = api.json("/api/simulation", {"action": "explode"}, token=TOKEN)
+    assert status == 422 and "action" in body["error"]
+
+
+def test_live_endpoints_while_running(running, campus):
+    simulation, api, _ = running
+    status, body = api.control(action="resume")
+    assert status == 200 and body["paused"] is False
+    _wait_stored(simulation, 25 * 8)
+    time.sleep(1.2)
+    status, health = api.json("/health")
+    assert status == 200, health
+    assert health["status"] == "healthy" and health["meters_active"] == 25
+    assert health["campus"] == "UTCC"
+
+    status, meters = api.json("/api/meters")
+    assert status == 200 and len(meters) == 25
+    by_id = {m["meter_id"]: m for m in meters}
+    gym = by_id["AMI_METER_UTCC_022"]
+    assert gym["type"] == "hybrid_prosumer" and gym["has_solar"] and gym["has_battery"]
+    assert gym["capacity_kw"] == 400 and gym["phase_type"] == "three_phase"
+    assert 0 <= gym["battery_level"] <= 100
+    assert by_id["AMI_METER_UTCC_001"]["has_solar"] is False
+    assert by_id["AMI_METER_UTCC_001"]["battery_level"] is None
+    assert {m["meter_id"] for m in meters} == {m.meter_id for m in campus.meters}
+
+
+def test_values_match_storage_and_summary_adds_up(running):
+    simulation, api, settings = running
+    _pause_and_settle(simulation, api)
+    status, readings = api.json("/api/readings")
+    assert status == 200 and len(readings) == 25
+    expected_keys = {
+        "meter_id",
+        "timestamp",
+        "building",
+        "floor",
+        "meter_type",
+        "phase_type",
+        "energy_consumed",
+        "energy_generated",
+        "voltage",
+        "current",
+        "power_factor",
+        "battery_level",
+        "solar_generation",
+        "grid_feed_in",
+        "temperature",
+        "humidity",
+        "energy_import_kwh",
+        "energy_export_kwh",
+        "import_register_kwh",
+        "export_register_kwh",
+    }
+    assert expected_keys <= set(readings[0])
+
+    stored = read_readings(settings.data_dir).to_pylist()
+    by_key = {(r["meter_id"], rfc3339(r["timestamp"].timestamp())): r for r in stored}
+    for reading in readings:
+        source = by_key[(reading["meter_id"], reading["timestamp"])]
+        for field in (
+            "energy_consumed",
+            "voltage",
+            "current",
+            "import_register_kwh",
+            "battery_level",
+            "solar_generation",
+        ):
+            assert reading[field] == source[field], field
+        status, single = api.json(f"/api/meters/{reading['meter_id']}/reading")
+        assert status == 200 and single == reading
+
+    status, summary = api.json("/api/campus/summary")
+    assert status == 200
+    assert summary["total_meters"] == 25
+    assert summary["total_consumption"] == pytest.approx(
+        sum(r["energy_consumed"] for r in readings)
+    )
+    assert summary["total_generation"] == pytest.approx(
+        sum(r["energy_generated"] for r in readings)
+    )
+    assert summary["total_grid_feed_in"] == pytest.approx(sum(r["grid_feed_in"] for r in readings))
+    assert (summary["consumer_count"], summary["prosumer_count"]) == (9, 16)
+    assert (summary["meters_with_solar"], summary["meters_with_battery"]) == (16, 5)
+    assert summary["three_phase_count"] + summary["single_phase_count"] == 25
+    levels = [r["battery_level"] for r in readings if r["battery_level"] is not None]
+    assert summary["average_battery_level"] == pytest.approx(np.mean(levels))
+    assert sum(b["meters"] for b in summary["buildings"]) == 25
+    assert len(summary["buildings"]) == 14
+    api.control(action="resume")
+
+
+def test_history_equals_storage_json_and_csv(running):
+    simulation, api, settings = running
+    _pause_and_settle(simulation, api)
+    meter = "AMI_METER_UTCC_013"
+    start, end = rfc3339(START + 900), rfc3339(START + 6 * 900)
+    status, rows = api.json(f"/api/meters/{meter}/readings?start={start}&end={end}")
+    assert status == 200
+    assert [r["timestamp"] for r in rows] == [rfc3339(START + k * 900) for k in range(1, 6)]
+    table = read_readings(settings.data_dir)
+    mine = {
+        rfc3339(r["timestamp"].timestamp()): r for r in table.to_pylist() if r["meter_id"] == meter
+    }
+    for row in rows:
+        assert row["energy_consumed"] == mine[row["timestamp"]]["energy_consumed"]
+        assert row["import_register_kwh"] == mine[row["timestamp"]]["import_register_kwh"]
+
+    status, headers, raw = api.request(
+        f"/api/meters/{meter}/readings?start={START}&end={START + 3 * 900}&format=csv"
+    )
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    parsed = list(csv.DictReader(io.StringIO(raw.decode())))
+    assert len(parsed) == 3
+    assert float(parsed[0]["energy_consumed"]) == mine[rfc3339(START)]["energy_consumed"]
+
+    status, rows = api.json(f"/api/meters/{meter}/readings?start={START}&limit=2")
+    assert status == 200 and len(rows) == 2
+    api.control(action="resume")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/meters/NOT_A_METER/reading", 404),
+        ("/api/meters/NOT_A_METER/readings", 404),
+        ("/api/meters/AMI_METER_UTCC_001/readings?start=yesterday", 422),
+        ("/api/meters/AMI_METER_UTCC_001/readings?start=2025-01-02&end=2025-01-01", 422),
+        ("/api/meters/AMI_METER_UTCC_001/readings?limit=0", 422),
+        ("/api/meters/AMI_METER_UTCC_001/readings?limit=100001", 422),
+        ("/api/meters/AMI_METER_UTCC_001/readings?format=xml", 422),
+        ("/api/readings?limit=abc", 422),
+        ("/no/such/path", 404),
+    ],
+)
+def test_errors_are_json_with_a_message(running, path, status):
+    _, api, _ = running
+    got, body = api.json(path)
+    assert got == status
+    assert body["status"] == status and body["error"]
+
+
+def test_readings_paging_and_cors(running):
+    _, api, _ = running
+    status, headers, raw = api.request("/api/readings?limit=10&offset=20")
+    assert status == 200 and len(json.loads(raw)) == 5
+    assert headers["X-Total-Count"] == "25"
+    req = urllib.request.Request(
+        api.base + "/api/readings",
+        method="OPTIONS",
+        headers={"Origin": "http://dashboard.example", "Access-Control-Request-Method": "GET"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as response:
+        assert response.headers["Access-Control-Allow-Origin"] in ("*", "http://dashboard.example")
+
+
+def test_ieee2030_5_endpoints_tell_the_truth_when_absent(running):
+    _, api, _ = running
+    status, body = api.json("/api/ieee2030_5/status")
+    assert status == 200 and body["enabled"] is False and body["running"] is False
+    assert api.json("/api/ieee2030_5/clients") == (200, [])
+
+
+def test_openapi_document_and_no_server_errors(running):
+    """The OpenAPI document loads, and property-based requests against it never get a 5xx."""
+    _, api, _ = running
+    status, document = api.json("/openapi.json")
+    assert status == 200 and document["openapi"].startswith("3.")
+    assert "/api/campus/summary" in document["paths"]
+    status, _, docs = api.request("/docs")
+    assert status == 200 and b"swagger" in docs.lower()
+
+    schema = schemathesis.openapi.from_url(api.base + "/openapi.json")
+    operations = [op.ok() for op in schema.get_all_operations()]
+    assert len(operations) >= 10
+    for operation in operations:
+        if operation.method.upper() == "POST":
+            continue  # control changes the clock; its validation is tested above
+
+        @settings(
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        @given(case=operation.as_strategy())
+        def no_server_error(case):
+            response = case.call(base_url=api.base, timeout=30)
+            assert response.status_code < 500, (case.path, case.query, response.text[:300])
+
+        no_server_error()
+
+
+def test_speed_change_and_stop(running):
+    simulation, api, _ = running
+    status, body = api.control(speed=7200)
+    assert status == 200 and body["speed"] == 7200
+    status, body = api.control(speed="max")
+    assert status == 200 and body["speed"] == "max"
+    status, body = api.control(action="stop")
+    assert status == 200
+    deadline = time.monotonic() + 60
+    while not simulation.wait(timeout_s=0.5):
+        assert time.monotonic() < deadline
+    time.sleep(1.2)
+    status, health = api.json("/health")
+    assert status == 503 and "finished" in health["reason"]
