@@ -1,0 +1,291 @@
+"""Benchmark the IEEE 2030.5 server: mirror reading POSTs per second over kept-alive mutual TLS,
+and full TLS handshakes per second, at 1, 16 and 64 concurrent clients.
+
+Each client is a meter with its own certificate (from a throwaway `certs init`), registered and
+with one MirrorUsagePoint before timing starts. "Kept-alive" clients each hold one connection
+and POST a MirrorMeterReading with one Reading to /mup/{id} in a loop. "Handshake" clients open a
+new connection (no session resumption) for every request: TCP connect, TLS 1.2 CCM8 handshake
+with both certificates, GET /tm, close.
+
+The server runs in a separate process: ``local`` = the aiohttp TLS server with an in-process
+registry; ``ray`` = the real deployment (front actor + registry actor, batched calls). Clients
+run in this process on one event loop, so on a 2-core machine client and server share the
+cores: the figures are a lower bound for the server. Loopback only; every cell stops after
+``--seconds`` or ``--max-requests``, whichever comes first.
+
+    .venv/bin/python benchmarks/ieee2030_5_server.py [--backend local|ray|both] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import ssl
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import aiohttp  # noqa: E402
+
+from gtx_ray.ieee2030_5.codec import NS  # noqa: E402
+from gtx_ray.ieee2030_5.config import Ieee2030_5Config  # noqa: E402
+from gtx_ray.ieee2030_5.pki import (  # noqa: E402
+    device_credentials,
+    identity_of,
+    init_certs,
+    load_first_certificate,
+)
+from gtx_ray.ieee2030_5.tls import client_context  # noqa: E402
+
+HOST = "127.0.0.1"  # loopback only
+CONCURRENCY = (1, 16, 64)
+RESULTS = REPO / "benchmarks" / "results" / "ieee2030_5_server.json"
+
+
+def _serve_local(certs_dir: str, port_queue, stop_event) -> None:
+    """Child process: the TLS server with an in-process registry until ``stop_event``."""
+    from gtx_ray.ieee2030_5.backend import LocalBackend
+    from gtx_ray.ieee2030_5.config import build_registry
+    from gtx_ray.ieee2030_5.server import Ieee2030_5Server
+
+    async def main() -> None:
+        config = Ieee2030_5Config(certs_dir=Path(certs_dir), host=HOST, port=0)
+        server = Ieee2030_5Server(config, LocalBackend(build_registry(config, int(time.time()))))
+        await server.start()
+        port_queue.put(server.port)
+        while not stop_event.is_set():
+            await asyncio.sleep(0.2)
+        await server.stop()
+
+    asyncio.run(main())
+
+
+class Meter:
+    """One benchmark client: its TLS context, identity and (after setup) mirror location."""
+
+    def __init__(self, certs_dir: Path, meter_id: str) -> None:
+        creds = device_credentials(certs_dir, meter_id)
+        self.ctx = client_context(creds.ca, creds.cert_chain, creds.key)
+        self.identity = identity_of(load_first_certificate(creds.cert_chain.read_bytes()))
+        self.mup = ""
+
+    async def setup(self, base: str) -> None:
+        headers = {"Content-Type": "application/sep+xml"}
+        ed = f'<EndDevice xmlns="{NS}"><sFDI>{self.identity.sfdi}</sFDI></EndDevice>'
+        mrid = self.identity.lfdi[:32]
+        mup = (
+            f'<MirrorUsagePoint xmlns="{NS}"><mRID>{mrid}</mRID><roleFlags>0049</roleFlags>'
+            "<serviceCategoryKind>0</serviceCategoryKind><status>1</status>"
+            f"<deviceLFDI>{self.identity.lfdi}</deviceLFDI><MirrorMeterReading><mRID>01</mRID>"
+            "<ReadingType><accumulationBehaviour>4</accumulationBehaviour><flowDirection>1"
+            "</flowDirection><uom>72</uom></ReadingType></MirrorMeterReading></MirrorUsagePoint>"
+        )
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ctx)) as s:
+            async with s.post(f"{base}/edev", data=ed, headers=headers) as r:
+                assert r.status in (201, 409), r.status
+            async with s.post(f"{base}/mup", data=mup, headers=headers) as r:
+                assert r.status in (201, 204), r.status
+                self.mup = r.headers["Location"]
+
+
+async def kept_alive(meters: list[Meter], base: str, seconds: float, cap: int) -> dict:
+    """Each meter POSTs readings on one kept-alive connection until time or cap runs out."""
+    deadline = time.perf_counter() + seconds
+    done = errors = 0
+    latencies: list[float] = []
+    headers = {"Content-Type": "application/sep+xml"}
+
+    async def run(m: Meter) -> None:
+        nonlocal done, errors
+        connector = aiohttp.TCPConnector(ssl=m.ctx, limit=1)
+        async with aiohttp.ClientSession(connector=connector) as s:
+            t = 1_767_225_600
+            while time.perf_counter() < deadline and done + errors < cap:
+                t += 900
+                body = (
+                    f'<MirrorMeterReading xmlns="{NS}"><mRID>01</mRID><Reading><timePeriod>'
+                    f"<duration>900</duration><start>{t}</start></timePeriod><value>{t % 9973}"
+                    "</value></Reading></MirrorMeterReading>"
+                )
+                started = time.perf_counter()
+                async with s.post(base + m.mup, data=body, headers=headers) as r:
+                    await r.read()
+                    if r.status == 201:
+                        done += 1
+                        latencies.append(time.perf_counter() - started)
+                    else:
+                        errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(m) for m in meters))
+    return _cell(done, errors, time.perf_counter() - started, latencies)
+
+
+async def handshakes(meters: list[Meter], port: int, seconds: float, cap: int) -> dict:
+    """Each meter opens a fresh mutual-TLS connection per GET /tm until time or cap runs out."""
+    deadline = time.perf_counter() + seconds
+    done = errors = 0
+    latencies: list[float] = []
+    request = b"GET /tm HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+    async def run(m: Meter) -> None:
+        nonlocal done, errors
+        while time.perf_counter() < deadline and done + errors < cap:
+            started = time.perf_counter()
+            try:
+                reader, writer = await asyncio.open_connection(
+                    HOST, port, ssl=m.ctx, server_hostname="localhost"
+                )
+                writer.write(request)
+                head = await reader.read(12)
+                writer.close()
+                ok = head.startswith(b"HTTP/1.1 200")
+            except (OSError, ssl.SSLError):
+                ok = False
+            if ok:
+                done += 1
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(m) for m in meters))
+    return _cell(done, errors, time.perf_counter() - started, latencies)
+
+
+def _cell(done: int, errors: int, elapsed: float, latencies: list[float]) -> dict:
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        if not latencies:
+            return 0.0
+        return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+    return {
+        "ok": done,
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "per_s": round(done / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": round(pct(0.50), 2),
+        "p99_ms": round(pct(0.99), 2),
+    }
+
+
+async def measure(meters: list[Meter], port: int, seconds: float, cap: int) -> dict:
+    base = f"https://localhost:{port}"
+    for i in range(0, len(meters), 16):
+        await asyncio.gather(*(m.setup(base) for m in meters[i : i + 16]))
+    out: dict = {}
+    for c in CONCURRENCY:
+        out[f"post_keepalive_{c}"] = await kept_alive(meters[:c], base, seconds, cap)
+        out[f"handshake_{c}"] = await handshakes(meters[:c], port, seconds, cap)
+    return out
+
+
+def run_local(certs_dir: Path, meters: list[Meter], seconds: float, cap: int) -> dict:
+    ctx = mp.get_context("spawn")
+    port_queue, stop = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_serve_local, args=(str(certs_dir), port_queue, stop))
+    proc.start()
+    try:
+        port = port_queue.get(timeout=30)
+        return asyncio.run(measure(meters, port, seconds, cap))
+    finally:
+        stop.set()
+        proc.join(15)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
+
+def run_ray(certs_dir: Path, meters: list[Meter], seconds: float, cap: int) -> dict:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    from gtx_ray.ieee2030_5.service import start_ieee2030_5, stop_ieee2030_5
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        namespace="gtx_ray_bench",
+        log_to_driver=False,
+        _node_ip_address=HOST,
+    )
+    try:
+        handles = start_ieee2030_5(Ieee2030_5Config(certs_dir=certs_dir, host=HOST, port=0))
+        try:
+            return asyncio.run(measure(meters, handles.port, seconds, cap))
+        finally:
+            stop_ieee2030_5(handles)
+    finally:
+        ray.shutdown()
+
+
+def machine() -> str:
+    model = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{ssl.OPENSSL_VERSION}, aiohttp {aiohttp.__version__}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("local", "ray", "both"), default="both")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per cell (default 3)")
+    parser.add_argument("--max-requests", type=int, default=100_000, help="per cell")
+    args = parser.parse_args()
+    if not 0.5 <= args.seconds <= 60:
+        parser.error("--seconds must be 0.5..60")
+
+    with tempfile.TemporaryDirectory(prefix="gtx_bench_certs_") as tmp:
+        certs_dir = Path(tmp)
+        ids = [f"BENCH_{i:03d}" for i in range(max(CONCURRENCY))]
+        init_certs(certs_dir, ids)
+        meters = [Meter(certs_dir, m) for m in ids]
+        results: dict[str, dict] = {}
+        if args.backend in ("local", "both"):
+            results["local"] = run_local(certs_dir, meters, args.seconds, args.max_requests)
+        if args.backend in ("ray", "both"):
+            results["ray"] = run_ray(certs_dir, meters, args.seconds, args.max_requests)
+
+    print(f"IEEE 2030.5 server benchmark — {machine()}")
+    print("TLS 1.2 ECDHE-ECDSA-AES128-CCM8, mutual auth, P-256; clients in one process")
+    head = ("server", "test", "clients", "ok/s", "p50 ms", "p99 ms", "err")
+    print(
+        f"{head[0]:7} {head[1]:28} {head[2]:>7} {head[3]:>9} {head[4]:>8} {head[5]:>8} {head[6]:>5}"
+    )
+    for backend, cells in results.items():
+        for c in CONCURRENCY:
+            for name, label in (
+                (f"post_keepalive_{c}", "reading POST, kept-alive"),
+                (f"handshake_{c}", "full handshake + GET /tm"),
+            ):
+                cell = cells[name]
+                print(
+                    f"{backend:7} {label:28} {c:>7} {cell['per_s']:>9.1f} {cell['p50_ms']:>8.2f}"
+                    f" {cell['p99_ms']:>8.2f} {cell['errors']:>5}"
+                )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

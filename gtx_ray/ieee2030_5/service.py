@@ -1,0 +1,261 @@
+"""The 2030.5 server under Ray: a named registry actor and a named TLS front actor.
+
+- ``ieee2030_5_registry`` (``RegistryActor``) holds the one Registry: every EndDevice,
+  MirrorUsagePoint and reading. It outlives the front, so the front can be restarted (or crash
+  and be restarted by Ray) without losing registrations or readings.
+- ``ieee2030_5_front`` (``FrontActor``) runs the aiohttp server on its own event loop thread with
+  the mutual-TLS context, and reaches the registry through ``BatchingBackend`` (one actor call in
+  flight, concurrent requests share it). Ray restarts it up to ``FRONT_MAX_RESTARTS`` times.
+
+``start_ieee2030_5(config)`` → ``Ieee2030_5Handles``; ``status_ieee2030_5(handles)`` → dict
+(``status_ieee2030_5_async`` from async code);
+``restart_front(handles)``; ``stop_ieee2030_5(handles)``. Both actors reserve no CPU (they
+wait on sockets and on each other); the TLS work runs in the front's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from gtx_ray.errors import ConfigError
+from gtx_ray.ieee2030_5.backend import BatchingBackend
+from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
+from gtx_ray.ieee2030_5.dispatch import Op, execute
+from gtx_ray.ieee2030_5.managers import admin
+from gtx_ray.ieee2030_5.server import Ieee2030_5Server
+
+log = logging.getLogger(__name__)
+
+REGISTRY_NAME = "ieee2030_5_registry"
+FRONT_NAME = "ieee2030_5_front"
+FRONT_MAX_RESTARTS = 3
+START_TIMEOUT_S = 60.0
+"""How long ``start_ieee2030_5`` waits for the front to listen, seconds."""
+
+ADMIN_ACTIONS = {
+    "list_devices": admin.list_devices,
+    "preregister": admin.preregister,
+    "remove_device": admin.remove_device,
+    "clear_mirrors": admin.clear_mirrors,
+    "set_rates": admin.set_rates,
+}
+
+
+class RegistryActor:
+    """Holds the Registry. ``execute`` runs a batch of front operations in order."""
+
+    def __init__(self, config: Ieee2030_5Config) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.registry = build_registry(config, int(time.time()))
+        self.calls = 0
+
+    def execute(self, ops: list[Op]) -> list[Any]:
+        self.calls += 1
+        return execute(self.registry, ops)
+
+    def admin(self, action: str, **kwargs: Any) -> Any:
+        """An operator action (see ``managers.admin``): list_devices, preregister(lfdi),
+        remove_device(device_id), clear_mirrors(lfdi=None), set_rates(poll_rate, post_rate,
+        device_id). Raises the ResourceError of a refused action."""
+        if action not in ADMIN_ACTIONS:
+            raise ValueError(f"unknown admin action {action!r}; one of {sorted(ADMIN_ACTIONS)}")
+        return ADMIN_ACTIONS[action](self.registry, int(time.time()), **kwargs)
+
+    def status(self) -> dict[str, int]:
+        return {**self.registry.counts(), "registry_calls": self.calls}
+
+
+class FrontActor:
+    """Runs the TLS server on a thread of its own; ``__init__`` returns once it listens (so a
+    restart by Ray listens again) or raises why it cannot."""
+
+    def __init__(self, config: Ieee2030_5Config, registry_name: str = REGISTRY_NAME) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.config = config
+        # Found by name (not passed as a handle) so that a restart by Ray needs no stored args.
+        registry = ray.get_actor(registry_name)
+        self._loop = asyncio.new_event_loop()
+        self._backend = BatchingBackend(self._call_registry(registry), config.batch_max)
+        self._server = Ieee2030_5Server(config, self._backend)  # TLS files load here
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ieee2030_5-front")
+        self._thread.daemon = True
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(START_TIMEOUT_S)
+
+    @staticmethod
+    def _call_registry(registry: Any):
+        async def call(ops: list[Op]) -> list[Any]:
+            return await registry.execute.remote(ops)
+
+        return call
+
+    def port(self) -> int:
+        return self._server.port
+
+    def status(self) -> dict[str, Any]:
+        async def stats() -> dict[str, Any]:
+            return self._server.stats()
+
+        summary = asyncio.run_coroutine_threadsafe(stats(), self._loop).result(10)
+        return {
+            **summary,
+            "port": self._server.port,
+            "listening": self._server.listening,
+            "registry_batches": self._backend.calls,
+            "registry_ops": self._backend.ops,
+        }
+
+    def stop(self) -> None:
+        """Stop listening and end the loop thread (the actor can then be killed)."""
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@dataclass(frozen=True)
+class Ieee2030_5Handles:
+    """What ``start_ieee2030_5`` returns: the actors (None when disabled), the bound port."""
+
+    config: Ieee2030_5Config
+    registry: Any = None
+    front: Any = None
+    port: int | None = None
+
+
+def _registry_actor(config: Ieee2030_5Config):
+    return (
+        ray.remote(RegistryActor)
+        .options(name=REGISTRY_NAME, get_if_exists=True, num_cpus=0, max_restarts=0)
+        .remote(config)
+    )
+
+
+def _front_actor(config: Ieee2030_5Config):
+    return (
+        ray.remote(FrontActor)
+        .options(name=FRONT_NAME, num_cpus=0, max_restarts=FRONT_MAX_RESTARTS, max_concurrency=4)
+        .remote(config, REGISTRY_NAME)
+    )
+
+
+def start_ieee2030_5(config: Ieee2030_5Config) -> Ieee2030_5Handles:
+    """Start (or re-attach to) the registry actor and start the TLS front; return once it
+    listens. Needs ``ray.init`` done. Raises ConfigError for missing certificates, a front that
+    already runs, or a port that cannot be bound."""
+    if not config.enabled:
+        log.info("IEEE 2030.5 server disabled")
+        return Ieee2030_5Handles(config)
+    try:
+        ray.get_actor(FRONT_NAME)
+    except ValueError:
+        pass
+    else:
+        raise ConfigError(f"an IEEE 2030.5 front ({FRONT_NAME}) is already running; stop it first")
+    try:
+        ray.get_actor(REGISTRY_NAME)
+        created_registry = False
+    except ValueError:
+        created_registry = True
+    registry = _registry_actor(config)
+    ray.get(registry.status.remote(), timeout=START_TIMEOUT_S)
+    front = _front_actor(config)
+    try:
+        port = ray.get(front.port.remote(), timeout=START_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        ray.kill(front, no_restart=True)
+        if created_registry:
+            ray.kill(registry, no_restart=True)
+        raise ConfigError(f"IEEE 2030.5 server could not start: {_first_line(cause)}") from None
+    log.info("IEEE 2030.5 server on %s:%d (registry %s)", config.host, port, REGISTRY_NAME)
+    return Ieee2030_5Handles(config, registry, front, port)
+
+
+def restart_front(handles: Ieee2030_5Handles) -> Ieee2030_5Handles:
+    """Replace the front actor (same configuration, same registry); returns new handles."""
+    if handles.front is None:
+        return handles
+    _stop_front(handles.front)
+    front = _front_actor(handles.config)
+    port = ray.get(front.port.remote(), timeout=START_TIMEOUT_S)
+    return Ieee2030_5Handles(handles.config, handles.registry, front, port)
+
+
+def status_ieee2030_5(handles: Ieee2030_5Handles) -> dict[str, Any]:
+    """enabled, host, port, listening (checked by connecting), registered_devices,
+    mirror_usage_points, readings_mirrored/dropped, requests, client_errors, server_errors,
+    last_error, and ``errors`` listing actors that do not answer."""
+    out: dict[str, Any] = {"enabled": handles.config.enabled, "host": handles.config.host}
+    if not handles.config.enabled:
+        return out
+    errors: list[str] = []
+    try:
+        out.update(ray.get(handles.registry.status.remote(), timeout=10))
+    except Exception as exc:
+        errors.append(f"registry: {_first_line(exc)}")
+    try:
+        out.update(ray.get(handles.front.status.remote(), timeout=10))
+    except Exception as exc:
+        errors.append(f"front: {_first_line(exc)}")
+        out.update({"listening": False, "port": handles.port})
+    out["errors"] = errors
+    return out
+
+
+async def status_ieee2030_5_async(handles: Ieee2030_5Handles) -> dict[str, Any]:
+    """``status_ieee2030_5`` for async callers (a Ray Serve deployment): awaits the actors
+    instead of blocking on ``ray.get``; each actor gets 10 s to answer."""
+    out: dict[str, Any] = {"enabled": handles.config.enabled, "host": handles.config.host}
+    if not handles.config.enabled:
+        return out
+    errors: list[str] = []
+    for name, actor in (("registry", handles.registry), ("front", handles.front)):
+        try:
+            out.update(await asyncio.wait_for(actor.status.remote(), timeout=10))
+        except Exception as exc:
+            errors.append(f"{name}: {_first_line(exc)}")
+            if name == "front":
+                out.update({"listening": False, "port": handles.port})
+    out["errors"] = errors
+    return out
+
+
+def stop_ieee2030_5(handles: Ieee2030_5Handles, keep_registry: bool = False) -> None:
+    """Stop the front (closing its port) and, unless ``keep_registry``, the registry."""
+    if handles.front is not None:
+        _stop_front(handles.front)
+    if handles.registry is not None and not keep_registry:
+        ray.kill(handles.registry, no_restart=True)
+
+
+def _stop_front(front: Any) -> None:
+    try:
+        ray.get(front.stop.remote(), timeout=30)
+    except Exception as exc:
+        log.warning("IEEE 2030.5 front did not stop cleanly: %s", _first_line(exc))
+    ray.kill(front, no_restart=True)
+    # A killed named actor frees its name asynchronously: wait until it is gone.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(FRONT_NAME)
+        except ValueError:
+            return
+        time.sleep(0.05)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    for line in reversed(text):
+        if line.strip():
+            return line.strip()[:300]
+    return type(exc).__name__

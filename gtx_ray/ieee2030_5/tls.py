@@ -1,0 +1,73 @@
+"""TLS contexts for IEEE 2030.5: TLS 1.2 only, ECDHE-ECDSA-AES128-CCM8, mutual authentication.
+
+OpenSSL 3 supports the CCM8 suite at the default security level but leaves it out of its default
+cipher list, so both sides name it explicitly. The server requires a client certificate that
+chains to the configured trust anchor (the SERCA); the client's identity is read afterwards from
+``ssl_object.getpeercert(binary_form=True)``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from gtx_ray.errors import ConfigError
+
+CIPHER_CCM8 = "ECDHE-ECDSA-AES128-CCM8"
+"""TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, the suite 2030.5 mandates."""
+CIPHER_GCM = "ECDHE-ECDSA-AES128-GCM-SHA256"
+"""An optional second suite for clients whose TLS library lacks CCM8."""
+
+
+def cipher_string(allow_gcm: bool) -> str:
+    """The OpenSSL cipher list: CCM8 first, GCM after it when allowed."""
+    return f"{CIPHER_CCM8}:{CIPHER_GCM}" if allow_gcm else CIPHER_CCM8
+
+
+def _restrict(ctx: ssl.SSLContext, allow_gcm: bool) -> None:
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(cipher_string(allow_gcm))
+    ctx.set_ecdh_curve("prime256v1")
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+
+
+def server_context(
+    ca_file: str | Path, cert_chain: str | Path, key_file: str | Path, allow_gcm: bool = False
+) -> ssl.SSLContext:
+    """The 2030.5 server's context: its certificate chain and key, client certificates required
+    and verified against ``ca_file``. Raises ConfigError naming a file that cannot be loaded."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _restrict(ctx, allow_gcm)
+    ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    _load(ctx, ca_file, cert_chain, key_file)
+    return ctx
+
+
+def client_context(
+    ca_file: str | Path,
+    cert_chain: str | Path,
+    key_file: str | Path,
+    allow_gcm: bool = False,
+    check_hostname: bool = True,
+) -> ssl.SSLContext:
+    """A 2030.5 client's context (a meter): its chain and key, the server verified against
+    ``ca_file`` (and its host name when ``check_hostname``)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _restrict(ctx, allow_gcm)
+    ctx.check_hostname = check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    _load(ctx, ca_file, cert_chain, key_file)
+    return ctx
+
+
+def _load(ctx: ssl.SSLContext, ca_file, cert_chain, key_file) -> None:
+    for what, path in (("trust anchor", ca_file), ("certificate", cert_chain), ("key", key_file)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: {what} file not found; run `python -m gtx_ray certs init`")
+    try:
+        ctx.load_verify_locations(cafile=str(ca_file))
+        ctx.load_cert_chain(str(cert_chain), str(key_file))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"{cert_chain} / {key_file}: cannot load ({exc})") from None
