@@ -83,6 +83,8 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
         help="no IEEE 2030.5 server (IEEE2030_5_ENABLED=false)",
     )
     add("--ieee2030-5-port", help="IEEE 2030.5 TLS port (IEEE2030_5_PORT, default 8443)")
+    add("--ieee2030-5-host", help="IEEE 2030.5 listen address (default 127.0.0.1)")
+    add("--certs-dir", help="IEEE 2030.5 certificates; created when missing (default ./certs)")
     add(
         "--address",
         help="Ray cluster address (RAY_ADDRESS); default: a cluster on this host, else local Ray",
@@ -126,6 +128,10 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         fields["ieee2030_5_enabled"] = False
     if args.ieee2030_5_port is not None:
         fields["ieee2030_5_port"] = parse_port("--ieee2030-5-port", args.ieee2030_5_port)
+    if args.ieee2030_5_host is not None:
+        fields["ieee2030_5_host"] = args.ieee2030_5_host
+    if args.certs_dir is not None:
+        fields["certs_dir"] = Path(args.certs_dir)
     if args.address is not None:
         fields["address"] = args.address
     if args.namespace is not None:
@@ -213,6 +219,60 @@ class StatusLine:
         return " | ".join(parts)
 
 
+class Services:
+    """What a run started, stopped in reverse order exactly once."""
+
+    def __init__(self) -> None:
+        self.simulation = None
+        self.ieee2030_5 = None
+        self.api = False
+        self._final: dict | None = None
+
+    def stop(self) -> dict | None:
+        if self.api:
+            from gtx_ray.serve.api import stop_rest_api
+
+            stop_rest_api()
+            self.api = False
+        if self.ieee2030_5 is not None:
+            from gtx_ray.ieee2030_5.service import stop_ieee2030_5
+
+            stop_ieee2030_5(self.ieee2030_5)
+            self.ieee2030_5 = None
+        if self.simulation is not None:
+            simulation, self.simulation = self.simulation, None
+            simulation.stop()
+            self._final = simulation.finish()
+        return self._final
+
+
+def start_ieee2030_5_server(settings: Settings, simulation):
+    """Create missing certificates for the fleet, then start the 2030.5 registry and TLS front."""
+    from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+    from gtx_ray.ieee2030_5.pki import init_certs
+    from gtx_ray.ieee2030_5.service import start_ieee2030_5
+
+    ids = [str(m) for m in simulation.meters.meter_id]
+    report = init_certs(settings.certs_dir, ids)
+    if report.created:
+        log.info(
+            "certificates: %d created, %d kept in %s",
+            report.created,
+            report.kept,
+            settings.certs_dir,
+        )
+    config = Ieee2030_5Config(
+        host=settings.ieee2030_5_host, port=settings.ieee2030_5_port, certs_dir=settings.certs_dir
+    )
+    handles = start_ieee2030_5(config)
+    log.info(
+        "IEEE 2030.5 server on https://%s:%d/dcap (mutual TLS)",
+        settings.ieee2030_5_host,
+        handles.port,
+    )
+    return handles
+
+
 def run(settings: Settings) -> int:
     """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
     import ray  # here, not at the top: keeps --help and usage errors fast
@@ -230,15 +290,26 @@ def run(settings: Settings) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     started_ray = False
+    services = Services()
     try:
         started_ray = connect_ray(settings)
         for sig in previous:  # ray.init installs its own handlers; ours flush first
             signal.signal(sig, on_signal)
         simulation = start_simulation(settings)
+        services.simulation = simulation
+        if settings.ieee2030_5_enabled:
+            services.ieee2030_5 = start_ieee2030_5_server(settings, simulation)
         if settings.api_enabled:
             from gtx_ray.serve.api import start_rest_api
 
-            start_rest_api(simulation, settings.api_host, settings.api_port, settings.admin_token)
+            start_rest_api(
+                simulation,
+                settings.api_host,
+                settings.api_port,
+                settings.admin_token,
+                services.ieee2030_5,
+            )
+            services.api = True
         plan = simulation.plan
         log.info(
             "simulating %d meters from %s%s, %d s interval, speed %s; output %s",
@@ -259,11 +330,7 @@ def run(settings: Settings) -> int:
             if time.monotonic() >= next_status:
                 log.info("%s", line.render(simulation.status()))
                 next_status = time.monotonic() + settings.status_every_s
-        if settings.api_enabled:
-            from gtx_ray.serve.api import stop_rest_api
-
-            stop_rest_api()
-        final = simulation.finish()
+        final = services.stop()
         clock, storage = final["clock"], final["storage"]
         log.info(
             "done: %s readings stored for %d meters, simulated %s to %s, in %s",
@@ -278,6 +345,7 @@ def run(settings: Settings) -> int:
             return 1
         return 0
     finally:
+        services.stop()  # after an error: end what was started (no-op after a clean stop)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if started_ray:

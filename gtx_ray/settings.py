@@ -51,6 +51,8 @@ class Settings:
     influxdb_bucket: str = "gtx_ray"
     ieee2030_5_enabled: bool = True
     ieee2030_5_port: int = 8443
+    ieee2030_5_host: str = "127.0.0.1"
+    certs_dir: Path = Path("certs")
     address: str | None = None  # Ray cluster address; None: join a local cluster or start one
     namespace: str = "gtx_ray"
     max_in_flight: int = 4

@@ -7,7 +7,6 @@ finds it stale, and pre-rendered to JSON; a request costs no remote call while t
 fresh. Every error is JSON: ``{"error": message, "status": code}``.
 """
 
-
 import asyncio
 import ipaddress
 import json
@@ -302,11 +301,14 @@ class RestApi:
                     "port": None,
                     "registered_devices": 0,
                     "readings_mirrored": 0,
-                    "errors": 0,
+                    "errors": [],
                     "reason": "the IEEE 2030.5 server is not running",
                 }
             )
-        return JSONResponse(await self._ieee2030_5.status.remote())
+        from gtx_ray.ieee2030_5.service import status_ieee2030_5_async
+
+        status = await status_ieee2030_5_async(self._ieee2030_5)
+        return JSONResponse({**status, "running": bool(status.get("listening"))})
 
     @app.get("/api/ieee2030_5/clients")
     async def ieee2030_5_clients(self) -> JSONResponse:
@@ -347,8 +349,11 @@ class RestApi:
         return await self.simulation()
 
 
-def start_rest_api(simulation: Any, host: str, port: int, admin_token: str | None) -> None:
-    """Serve the REST API for a started simulation (Ray must be connected)."""
+def start_rest_api(
+    simulation: Any, host: str, port: int, admin_token: str | None, ieee2030_5: Any = None
+) -> None:
+    """Serve the REST API for a started simulation (Ray must be connected). ``ieee2030_5``: the
+    handles of a running IEEE 2030.5 server, for its status endpoint."""
     settings = simulation.settings
     serve.start(http_options={"host": host, "port": port})
     deployment = RestApi.bind(
@@ -360,6 +365,7 @@ def start_rest_api(simulation: Any, host: str, port: int, admin_token: str | Non
         simulation.aggregator,
         simulation.clock,
         admin_token,
+        ieee2030_5,
     )
     serve.run(deployment, name=APP_NAME, route_prefix="/", blocking=False)
     log.info("REST API on http://%s:%d (docs at /docs)", host, port)

@@ -193,3 +193,97 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
     assert np.array_equal(intervals, first + 60 * np.arange(len(intervals))), "gap in the data"
     keys = np.char.add(table.column("meter_id").to_numpy().astype(str), ts.astype(str))
     assert len(np.unique(keys)) == len(keys), "a reading was stored twice"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
+    """The README's run: its own Ray, certificates created on first use, the REST API and the
+    IEEE 2030.5 server answering, then a clean SIGTERM."""
+    import http.client
+    import json
+
+    from gtx_ray.ieee2030_5.pki import device_credentials
+    from gtx_ray.ieee2030_5.tls import client_context
+
+    api_port, sep_port = _free_port(), _free_port()
+    certs = tmp_path / "certs"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gtx_ray",
+            "--address",
+            "local",
+            "--interval",
+            "60",
+            "--speed",
+            "600",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--certs-dir",
+            str(certs),
+            "--api-port",
+            str(api_port),
+            "--ieee2030-5-port",
+            str(sep_port),
+            "--namespace",
+            "gtx_cli_full",
+            "--status-every",
+            "2",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    collector = _Collector(process)
+    try:
+        deadline = time.monotonic() + 240
+        status = None
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "\n".join(collector.lines)
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{api_port}/api/ieee2030_5/status", timeout=5
+                ) as response:
+                    status = json.loads(response.read())
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{api_port}/health", timeout=5
+                ) as response:
+                    health = json.loads(response.read())
+                if status.get("listening") and health.get("meters_active") == 25:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert status and status["enabled"] and status["listening"], "\n".join(collector.lines)
+        assert status["port"] == sep_port
+
+        creds = device_credentials(certs, "AMI_METER_UTCC_007")
+        context = client_context(creds.ca, creds.cert_chain, creds.key)
+        connection = http.client.HTTPSConnection("127.0.0.1", sep_port, context=context, timeout=10)
+        connection.request("GET", "/dcap", headers={"Accept": "application/sep+xml"})
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200
+        assert response.getheader("Content-Type").startswith("application/sep+xml")
+        assert b"DeviceCapability" in body and b"urn:ieee:std:2030.5:ns" in body
+        connection.close()
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, "\n".join(collector.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    output = "\n".join(collector.lines)
+    assert "Traceback" not in output
+    assert "certificates: " in output and "created" in output
+    assert re.search(r"done: [\d,]+ readings stored", output)
