@@ -87,6 +87,16 @@ class SimulationCommand(BaseModel):
     )
 
 
+class PreRegistration(BaseModel):
+    lfdi: str = Field(description="40 hex digits")
+
+
+class Rates(BaseModel):
+    poll_rate: int | None = Field(default=None, ge=1, lt=2**32, description="seconds")
+    post_rate: int | None = Field(default=None, ge=1, lt=2**32, description="seconds")
+    device_id: int | None = Field(default=None, description="one end device; default all")
+
+
 ERRORS = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
 
@@ -315,6 +325,69 @@ class RestApi:
         """One entry per meter's IEEE 2030.5 client (empty until the meters are 2030.5 clients)."""
         return JSONResponse([])
 
+    def _refuse(self, request: Request) -> JSONResponse | None:
+        """403 unless the caller may use operator endpoints: loopback clients, or anyone with the
+        admin token when one is configured (then the token is required from everyone)."""
+        if self._admin_token is not None:
+            if request.headers.get("authorization") != f"Bearer {self._admin_token}":
+                return _error(403, "a valid admin token is required (Authorization: Bearer ...)")
+        elif not _is_loopback(request.client.host if request.client else None):
+            return _error(403, "operator endpoints are only allowed from loopback")
+        return None
+
+    async def _admin(self, request: Request, action: str, **kwargs: Any) -> JSONResponse:
+        """Run an IEEE 2030.5 registry admin action; map refusals to 4xx."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        if self._ieee2030_5 is None or self._ieee2030_5.registry is None:
+            return _error(503, "the IEEE 2030.5 server is not running")
+        from gtx_ray.ieee2030_5.errors import ResourceError
+
+        try:
+            result = await self._ieee2030_5.registry.admin.remote(action, **kwargs)
+        except Exception as exc:
+            cause = getattr(exc, "cause", exc)
+            if isinstance(cause, ResourceError):
+                return _error(cause.status, cause.message)
+            raise
+        return JSONResponse({"result": result})
+
+    @app.get("/api/ieee2030_5/admin/devices", responses={403: {"model": ErrorBody}, **ERRORS})
+    async def admin_devices(self, request: Request) -> JSONResponse:
+        """Every registered end device (id, LFDI, SFDI, rates, mirror usage points)."""
+        return await self._admin(request, "list_devices")
+
+    @app.post("/api/ieee2030_5/admin/devices", responses={403: {"model": ErrorBody}, **ERRORS})
+    async def admin_preregister(self, body: PreRegistration, request: Request) -> JSONResponse:
+        """Pre-register an LFDI (the allow-list); returns the EndDevice id."""
+        return await self._admin(request, "preregister", lfdi=body.lfdi)
+
+    @app.delete(
+        "/api/ieee2030_5/admin/devices/{device_id}", responses={403: {"model": ErrorBody}, **ERRORS}
+    )
+    async def admin_remove(self, device_id: int, request: Request) -> JSONResponse:
+        """Remove an end device and what it owns."""
+        return await self._admin(request, "remove_device", device_id=device_id)
+
+    @app.delete("/api/ieee2030_5/admin/mirrors", responses={403: {"model": ErrorBody}, **ERRORS})
+    async def admin_clear_mirrors(
+        self, request: Request, lfdi: str | None = Query(None, description="only this LFDI")
+    ) -> JSONResponse:
+        """Remove the mirror usage points of one LFDI, or of every device."""
+        return await self._admin(request, "clear_mirrors", lfdi=lfdi)
+
+    @app.put("/api/ieee2030_5/admin/rates", responses={403: {"model": ErrorBody}, **ERRORS})
+    async def admin_rates(self, body: Rates, request: Request) -> JSONResponse:
+        """Set pollRate / postRate (s) globally, or for one end device."""
+        return await self._admin(
+            request,
+            "set_rates",
+            poll_rate=body.poll_rate,
+            post_rate=body.post_rate,
+            device_id=body.device_id,
+        )
+
     @app.get("/api/simulation")
     async def simulation(self) -> JSONResponse:
         """Clock state: simulated time, speed, paused, progress."""
@@ -331,11 +404,9 @@ class RestApi:
     async def control(self, command: SimulationCommand, request: Request) -> JSONResponse:
         """Pause, resume or stop the clock, or set its speed. Loopback clients only, unless an
         admin token is configured (then ``Authorization: Bearer TOKEN`` from anywhere)."""
-        if self._admin_token is not None:
-            if request.headers.get("authorization") != f"Bearer {self._admin_token}":
-                return _error(403, "a valid admin token is required (Authorization: Bearer ...)")
-        elif not _is_loopback(request.client.host if request.client else None):
-            return _error(403, "simulation control is only allowed from loopback")
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
         if command.action is None and command.speed is None:
             return _error(422, "give an action (pause, resume, stop) and/or a speed")
         if command.speed is not None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -277,6 +278,8 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
         assert b"DeviceCapability" in body and b"urn:ieee:std:2030.5:ns" in body
         connection.close()
 
+        _exercise_admin_api(f"http://127.0.0.1:{api_port}")
+
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0, "\n".join(collector.lines)
     finally:
@@ -287,3 +290,33 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
     assert "Traceback" not in output
     assert "certificates: " in output and "created" in output
     assert re.search(r"done: [\d,]+ readings stored", output)
+
+
+def _exercise_admin_api(base: str) -> None:
+    """The operator API for the 2030.5 registry, from loopback (allowed without a token)."""
+    import json
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    lfdi = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"
+    status, body = call("POST", "/api/ieee2030_5/admin/devices", {"lfdi": lfdi})
+    assert status == 200, body
+    device_id = body["result"]
+    assert call("POST", "/api/ieee2030_5/admin/devices", {"lfdi": lfdi})[0] == 409
+    assert call("POST", "/api/ieee2030_5/admin/devices", {"lfdi": "xyz"})[0] == 400
+    status, body = call("GET", "/api/ieee2030_5/admin/devices")
+    assert status == 200 and lfdi in {d["lfdi"] for d in body["result"]}
+    assert call("PUT", "/api/ieee2030_5/admin/rates", {"post_rate": 60, "poll_rate": 300})[0] == 200
+    assert call("PUT", "/api/ieee2030_5/admin/rates", {"post_rate": 0})[0] == 422
+    assert call("DELETE", f"/api/ieee2030_5/admin/devices/{device_id}")[0] == 200
+    assert call("DELETE", f"/api/ieee2030_5/admin/devices/{device_id}")[0] == 404
+    assert call("DELETE", "/api/ieee2030_5/admin/mirrors")[0] == 200
