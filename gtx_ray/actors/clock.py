@@ -47,6 +47,7 @@ class ClockActor:
         self._meters = meter_actors
         self._aggregator = aggregator
         self._stop = asyncio.Event()
+        self._changed = asyncio.Event()  # stop, resume or a new speed: wake a sleeping clock
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._speed = plan.speed
@@ -122,11 +123,14 @@ class ClockActor:
                     continue
                 due = self._intervals_due(time.time())
                 if due < 1:
-                    await self._drain(pending)  # nothing to issue: account for what is done
+                    if pending:  # nothing to issue: account for what is done, then look again
+                        await self._drain(pending)
+                        continue
                     wake = self._due_wall(self._next_start_s + plan.interval_s)
+                    self._changed.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
-                            self._stop.wait(), timeout=max(0.0, wake - time.time())
+                            self._changed.wait(), timeout=max(0.0, wake - time.time())
                         )
                     continue
                 n = min(due, self._window_limit())
@@ -178,6 +182,7 @@ class ClockActor:
     async def stop(self) -> None:
         """Stop issuing windows; ``run`` returns after the in-flight windows are queued."""
         self._stop.set()
+        self._changed.set()
 
     async def pause(self) -> None:
         """Stop issuing windows until ``resume``; in-flight windows still complete."""
@@ -194,6 +199,7 @@ class ClockActor:
             raise ValueError(f"speed must be > 0 or None, got {speed}")
         self._speed = speed
         self._reanchor()
+        self._changed.set()
 
     async def status(self) -> dict[str, Any]:
         plan = self._plan

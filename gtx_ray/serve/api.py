@@ -25,6 +25,7 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gtx_ray.actors.meter import fleet_group
+from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig
 from gtx_ray.serve import views
 from gtx_ray.serve.history import meter_history
@@ -439,7 +440,33 @@ def start_rest_api(
         ieee2030_5,
     )
     serve.run(deployment, name=APP_NAME, route_prefix="/", blocking=False)
+    _check_listening(host, port)
     log.info("REST API on http://%s:%d (docs at /docs)", host, port)
+
+
+def _check_listening(host: str, port: int, timeout_s: float = 30.0) -> None:
+    """Ray Serve is one per cluster: if it already ran with other HTTP options, ours are ignored
+    and the API would silently answer elsewhere. Fail clearly instead."""
+    import urllib.error
+    import urllib.request
+
+    probe = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{probe}:{port}/-/healthz", timeout=5):
+                return
+        except urllib.error.HTTPError:
+            return  # something answers HTTP on the port: Serve's proxy
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_rest_api()
+                raise ConfigError(
+                    f"the REST API is not answering on {host}:{port}: Ray Serve probably already "
+                    "runs in this cluster with another port (Serve is one per cluster); use that "
+                    "port with --api-port, or `serve shutdown` first"
+                ) from None
+            time.sleep(0.5)
 
 
 def stop_rest_api() -> None:

@@ -147,6 +147,7 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
             "1",
             "--disable-influxdb",
             "--disable-ieee2030-5",
+            "--disable-api",
         ],
         cwd=REPO,
         stderr=subprocess.PIPE,
