@@ -93,6 +93,7 @@ def main() -> None:
 
     settings = Settings(
         interval_s=900,
+        influxdb_enabled=False,
         speed=900.0,
         data_dir=Path(tempfile.mkdtemp()),
         address="local",

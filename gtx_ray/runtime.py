@@ -8,6 +8,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -171,6 +172,21 @@ class Simulation:
         return {"clock": clock, "storage": storage}
 
 
+def influx_config(settings: Settings):
+    """The InfluxDB sink's configuration, or None when InfluxDB is disabled."""
+    if not settings.influxdb_enabled:
+        return None
+    from gtx_ray.storage.influx import InfluxConfig
+
+    return InfluxConfig(
+        url=settings.influxdb_url,
+        token=settings.influxdb_token,
+        org=settings.influxdb_org,
+        bucket=settings.influxdb_bucket,
+        api=settings.influxdb_api,
+    )
+
+
 def _check_names_free(names: list[str], namespace: str) -> None:
     for name in names:
         try:
@@ -210,7 +226,10 @@ def start_simulation(settings: Settings) -> Simulation:
         rows_per_interval=len(meters),
     )
     aggregator = AggregatorActor.options(name="aggregator").remote(
-        str(settings.data_dir), start_s, settings.interval_s
+        str(Path(settings.data_dir).resolve()),
+        start_s,
+        settings.interval_s,
+        influx=influx_config(settings),
     )
     meter_actors = [
         MeterActor.options(name=actor_name(m), scheduling_strategy="SPREAD").remote(

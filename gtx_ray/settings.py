@@ -49,6 +49,7 @@ class Settings:
     influxdb_token: str = ""
     influxdb_org: str = "gtx_ray"
     influxdb_bucket: str = "gtx_ray"
+    influxdb_api: str = "auto"  # auto (from /ping), v1 or v2
     ieee2030_5_enabled: bool = True
     ieee2030_5_port: int = 8443
     ieee2030_5_host: str = "127.0.0.1"
@@ -94,6 +95,13 @@ def parse_interval(name: str, value: str) -> int:
             "(e.g. 1, 5, 15, 60, 300, 900, 3600)"
         )
     return seconds
+
+
+def parse_api(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("auto", "v1", "v2"):
+        raise ConfigError(f"{name}={value!r} must be auto, v1 or v2")
+    return lowered
 
 
 def parse_speed(name: str, value: str) -> float | None:
@@ -168,6 +176,7 @@ def from_environment(env: Mapping[str, str]) -> dict[str, object]:
         "INFLUXDB_TOKEN": ("influxdb_token", lambda n, v: v),
         "INFLUXDB_ORG": ("influxdb_org", lambda n, v: v.strip()),
         "INFLUXDB_BUCKET": ("influxdb_bucket", lambda n, v: v.strip()),
+        "INFLUXDB_API": ("influxdb_api", parse_api),
         "IEEE2030_5_ENABLED": ("ieee2030_5_enabled", parse_bool),
         "IEEE2030_5_PORT": ("ieee2030_5_port", parse_port),
         "API_PORT": ("api_port", parse_port),

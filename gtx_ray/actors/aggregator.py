@@ -25,6 +25,18 @@ from gtx_ray.storage.parquet import ParquetSink
 log = logging.getLogger(__name__)
 
 
+def make_sink(data_dir: str, influx: Any, parquet_rows_per_file: int) -> ReadingSink:
+    """InfluxDB (spooling to ``DATA_DIR/spool`` while it cannot write) when configured, else
+    Parquet parts under ``DATA_DIR/readings``."""
+    if influx is None:
+        return ParquetSink(Path(data_dir), rows_per_file=parquet_rows_per_file)
+    from dataclasses import replace
+
+    from gtx_ray.storage.influx import InfluxSink
+
+    return InfluxSink(replace(influx, spool_dir=Path(data_dir) / "spool"))
+
+
 @ray.remote(num_cpus=0)
 class AggregatorActor:
     """See the module docstring. Sinks are built inside the actor from plain settings."""
@@ -36,10 +48,10 @@ class AggregatorActor:
         interval_s: int,
         queue_windows: int = 4,
         parquet_rows_per_file: int = 1_000_000,
+        influx: Any = None,
     ):
-        self._sinks: list[ReadingSink] = [
-            ParquetSink(Path(data_dir), rows_per_file=parquet_rows_per_file)
-        ]
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        self._sinks: list[ReadingSink] = [make_sink(data_dir, influx, parquet_rows_per_file)]
         self._interval_s = interval_s
         self._expected_start = start_s
         self._window_ready = asyncio.Condition()
@@ -164,6 +176,16 @@ class AggregatorActor:
             "sinks": [sink.status() for sink in self._sinks],
             "time": time.time(),
         }
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for spooled readings to reach the database; return how many
+        still wait (0 for sinks without a spool)."""
+        await self._queue.join()  # every queued window handed to the sinks first
+        waiting = 0
+        for sink in self._sinks:
+            if hasattr(sink, "drain"):
+                waiting += await asyncio.to_thread(sink.drain, timeout_s)
+        return waiting
 
     async def close(self) -> dict[str, Any]:
         """Store everything queued, close the sinks and report the final counts."""

@@ -68,6 +68,7 @@ def running(ray_runtime, tmp_path_factory):
     data = tmp_path_factory.mktemp("rest") / "data"
     settings = Settings(
         config_file=CAMPUS_CONFIG,
+        influxdb_enabled=False,
         start_s=START,
         interval_s=900,
         speed=3600.0,

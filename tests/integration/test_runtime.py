@@ -26,6 +26,7 @@ JAN_1_2025_BANGKOK = 1_735_664_400
 def _settings(tmp_path, **overrides) -> Settings:
     base = Settings(
         config_file=CAMPUS_CONFIG,
+        influxdb_enabled=False,
         start_s=JAN_1_2025_BANGKOK,
         interval_s=900,
         speed=None,
