@@ -85,6 +85,15 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
     add("--ieee2030-5-port", help="IEEE 2030.5 TLS port (IEEE2030_5_PORT, default 8443)")
     add("--ieee2030-5-host", help="IEEE 2030.5 listen address (default 127.0.0.1)")
     add("--certs-dir", help="IEEE 2030.5 certificates; created when missing (default ./certs)")
+    add("--ieee2030-5-server", help="point the meters at this external 2030.5 server URL instead")
+    add("--ieee2030-5-ca", help="trust anchor (PEM) for --ieee2030-5-server")
+    add(
+        "--ieee2030-5-post",
+        choices=["every", "sampled", "off"],
+        help="meters mirror every interval, every 4th (sampled), or none; default every, "
+        "sampled with --speed max",
+    )
+    add("--ieee2030-5-pin", help="registration PIN (default 111115)")
     add(
         "--address",
         help="Ray cluster address (RAY_ADDRESS); default: a cluster on this host, else local Ray",
@@ -132,6 +141,23 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         fields["ieee2030_5_host"] = args.ieee2030_5_host
     if args.certs_dir is not None:
         fields["certs_dir"] = Path(args.certs_dir)
+    if args.ieee2030_5_server is not None:
+        if not args.ieee2030_5_server.startswith("https://"):
+            raise ConfigError(f"--ieee2030-5-server {args.ieee2030_5_server!r} must be https://")
+        fields["ieee2030_5_server"] = args.ieee2030_5_server
+    if args.ieee2030_5_ca is not None:
+        if not Path(args.ieee2030_5_ca).is_file():
+            raise ConfigError(f"--ieee2030-5-ca {args.ieee2030_5_ca}: no such file")
+        fields["ieee2030_5_ca"] = Path(args.ieee2030_5_ca)
+    if args.ieee2030_5_post is not None:
+        fields["ieee2030_5_post"] = args.ieee2030_5_post
+    if args.ieee2030_5_pin is not None:
+        from gtx_ray.ieee2030_5.identity import is_valid_pin
+
+        pin = parse_int("--ieee2030-5-pin", args.ieee2030_5_pin, 0, 99_999_999)
+        if not is_valid_pin(pin):
+            raise ConfigError(f"--ieee2030-5-pin {pin} has no valid check digit (e.g. 111115)")
+        fields["ieee2030_5_pin"] = pin
     if args.address is not None:
         fields["address"] = args.address
     if args.namespace is not None:
@@ -251,13 +277,15 @@ class Services:
         return self._final
 
 
-def start_ieee2030_5_server(settings: Settings, simulation):
-    """Create missing certificates for the fleet, then start the 2030.5 registry and TLS front."""
-    from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+def ensure_certificates(settings: Settings) -> list[str]:
+    """Create the CA chain, server and device certificates the fleet lacks; return meter ids."""
     from gtx_ray.ieee2030_5.pki import init_certs
-    from gtx_ray.ieee2030_5.service import start_ieee2030_5
+    from gtx_ray.runtime import build_fleet
 
-    ids = [str(m) for m in simulation.meters.meter_id]
+    _, meters, _ = build_fleet(settings)
+    ids = [str(m) for m in meters.meter_id]
+    if len(ids) > 5000:
+        log.info("creating IEEE 2030.5 certificates for %d meters if missing ...", len(ids))
     report = init_certs(settings.certs_dir, ids)
     if report.created:
         log.info(
@@ -266,8 +294,52 @@ def start_ieee2030_5_server(settings: Settings, simulation):
             report.kept,
             settings.certs_dir,
         )
+    return ids
+
+
+def client_plan(settings: Settings, handles, n_meters: int):
+    """The meters' 2030.5 client settings: the built-in server (handles) or an external one."""
+    from gtx_ray.actors.meter import ClientPlan
+
+    if settings.ieee2030_5_server is not None:
+        url = settings.ieee2030_5_server
+    else:
+        host = (
+            "127.0.0.1"
+            if settings.ieee2030_5_host in ("0.0.0.0", "::")
+            else settings.ieee2030_5_host
+        )
+        url = f"https://{host}:{handles.port}"
+    mode = settings.ieee2030_5_post or ("sampled" if settings.speed is None else "every")
+    log.info("%d meters are IEEE 2030.5 clients of %s (posting: %s)", n_meters, url, mode)
+    return ClientPlan(
+        certs_dir=str(Path(settings.certs_dir).resolve()),
+        server_url=url,
+        ca_file=str(settings.ieee2030_5_ca) if settings.ieee2030_5_ca else None,
+        pin=settings.ieee2030_5_pin,
+        post_mode=mode,
+    )
+
+
+def post_rate_s(settings: Settings) -> int:
+    """The postRate the built-in server advertises, wall seconds: one simulated interval's worth
+    of wall time (15 s for the real-time campus), at least 1 s."""
+    if settings.speed is None:
+        return 1
+    return max(1, int(settings.interval_s / settings.speed))
+
+
+def start_ieee2030_5_server(settings: Settings):
+    """Start the 2030.5 registry and TLS front (certificates must exist)."""
+    from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+    from gtx_ray.ieee2030_5.service import start_ieee2030_5
+
     config = Ieee2030_5Config(
-        host=settings.ieee2030_5_host, port=settings.ieee2030_5_port, certs_dir=settings.certs_dir
+        host=settings.ieee2030_5_host,
+        port=settings.ieee2030_5_port,
+        certs_dir=settings.certs_dir,
+        pin=settings.ieee2030_5_pin,
+        post_rate_s=post_rate_s(settings),
     )
     handles = start_ieee2030_5(config)
     log.info(
@@ -340,10 +412,14 @@ def run(settings: Settings) -> int:
         started_ray = connect_ray(settings)
         for sig in previous:  # ray.init installs its own handlers; ours flush first
             signal.signal(sig, on_signal)
-        simulation = start_simulation(settings)
-        services.simulation = simulation
+        clients = None
         if settings.ieee2030_5_enabled:
-            services.ieee2030_5 = start_ieee2030_5_server(settings, simulation)
+            meter_ids = ensure_certificates(settings)
+            if settings.ieee2030_5_server is None:
+                services.ieee2030_5 = start_ieee2030_5_server(settings)
+            clients = client_plan(settings, services.ieee2030_5, len(meter_ids))
+        simulation = start_simulation(settings, clients)
+        services.simulation = simulation
         if settings.api_enabled:
             from gtx_ray.serve.api import start_rest_api
 
@@ -353,6 +429,7 @@ def run(settings: Settings) -> int:
                 settings.api_port,
                 settings.admin_token,
                 services.ieee2030_5,
+                clients is not None,
             )
             services.api = True
         plan = simulation.plan

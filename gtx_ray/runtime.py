@@ -15,7 +15,7 @@ import ray
 
 from gtx_ray.actors.aggregator import AggregatorActor
 from gtx_ray.actors.clock import ClockActor, ClockPlan
-from gtx_ray.actors.meter import MeterActor
+from gtx_ray.actors.meter import ClientPlan, MeterActor
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
 from gtx_ray.settings import Settings
@@ -163,6 +163,10 @@ class Simulation:
             ray.get(self.run_ref, timeout=timeout_s)
         except Exception as exc:  # reported to the caller after the flush
             error = exc
+        try:  # let the meters' 2030.5 clients post what they hold
+            ray.get([a.stop_clients.remote(10.0) for a in self.meter_actors], timeout=60)
+        except Exception as exc:
+            log.warning("2030.5 clients did not stop cleanly: %s", exc)
         storage = ray.get(self.aggregator.close.remote(), timeout=timeout_s)
         clock = ray.get(self.clock.status.remote(), timeout=timeout_s)
         for actor in [self.clock, self.aggregator, *self.meter_actors]:
@@ -199,8 +203,9 @@ def _check_names_free(names: list[str], namespace: str) -> None:
         )
 
 
-def start_simulation(settings: Settings) -> Simulation:
-    """Create the actors and start the clock (Ray must be connected)."""
+def start_simulation(settings: Settings, clients: ClientPlan | None = None) -> Simulation:
+    """Create the actors and start the clock (Ray must be connected). ``clients``: make every
+    meter an IEEE 2030.5 client of that server."""
     campus, meters, is_campus = build_fleet(settings)
     cpus = ray.cluster_resources().get("CPU", 1.0)
     groups = plan_groups(len(meters), settings.meters_per_actor, is_campus, cpus)
@@ -233,7 +238,7 @@ def start_simulation(settings: Settings) -> Simulation:
     )
     meter_actors = [
         MeterActor.options(name=actor_name(m), scheduling_strategy="SPREAD").remote(
-            campus, settings.meters, settings.seed, g.start, g.stop, settings.interval_s
+            campus, settings.meters, settings.seed, g.start, g.stop, settings.interval_s, clients
         )
         for g, m in zip(groups, group_meters, strict=True)
     ]

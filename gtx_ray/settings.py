@@ -54,6 +54,10 @@ class Settings:
     ieee2030_5_port: int = 8443
     ieee2030_5_host: str = "127.0.0.1"
     certs_dir: Path = Path("certs")
+    ieee2030_5_server: str | None = None  # external server for the meters; None: the built-in
+    ieee2030_5_ca: Path | None = None  # its trust anchor
+    ieee2030_5_post: str | None = None  # every | sampled | off; None: by speed
+    ieee2030_5_pin: int = 111115
     address: str | None = None  # Ray cluster address; None: join a local cluster or start one
     namespace: str = "gtx_ray"
     max_in_flight: int = 4

@@ -8,7 +8,10 @@ readings it would have yielded: nothing lost, nothing twice.
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,9 +34,23 @@ def fleet_group(
     return generate_fleet(campus, fleet_size, seed).take(slice(lo, hi))
 
 
+@dataclass(frozen=True)
+class ClientPlan:
+    """How the meters act as IEEE 2030.5 clients: the server (built-in or external), the trust
+    anchor (None: the certs dir's SERCA), the PIN to expect, and every | sampled | off posting."""
+
+    certs_dir: str
+    server_url: str
+    ca_file: str | None = None
+    pin: int | None = None
+    post_mode: str = "every"
+
+
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class MeterActor:
-    """Steps one group of meters; see the module docstring."""
+    """Steps one group of meters; see the module docstring. With a ``ClientPlan`` every meter is
+    also an IEEE 2030.5 client: readings are handed to its client's bounded queue and posted in
+    the background, so ``step`` never waits on the network."""
 
     def __init__(
         self,
@@ -43,9 +60,25 @@ class MeterActor:
         lo: int,
         hi: int,
         interval_s: int,
+        clients: ClientPlan | None = None,
     ):
         meters = fleet_group(campus, fleet_size, seed, lo, hi)
         self._model = MeterModel(meters, campus, seed, interval_s)
+        self._clients = None
+        if clients is not None:
+            from gtx_ray.ieee2030_5.fleet_client import MeterClients
+
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+            self._clients = MeterClients(
+                clients.certs_dir,
+                [str(m) for m in meters.meter_id],
+                clients.server_url,
+                ca_file=clients.ca_file,
+                pin=clients.pin,
+                post_mode=clients.post_mode,
+                interval_s=interval_s,
+            )
+            self._clients.start()
 
     def initial_state(self, start_s: int) -> MeterState:
         return self._model.initial_state(start_s)
@@ -57,7 +90,22 @@ class MeterActor:
         """Readings for ``n_intervals`` intervals from ``state`` (RecordBatch, time-major) and the
         state after them."""
         result = self._model.step(state, n_intervals, override_kw)
+        if self._clients is not None:
+            self._clients.submit(result.batch)
         return result.batch, result.state
+
+    def ieee2030_5_clients(self) -> list[dict[str, Any]]:
+        """One entry per meter's 2030.5 client (empty when the meters are not clients)."""
+        return [] if self._clients is None else self._clients.status()
+
+    def ieee2030_5_summary(self) -> dict[str, Any] | None:
+        return None if self._clients is None else self._clients.summary()
+
+    def stop_clients(self, timeout_s: float = 10.0) -> None:
+        """Post what is queued within ``timeout_s``, then close the connections."""
+        if self._clients is not None:
+            self._clients.stop(timeout_s=timeout_s)
+            self._clients = None
 
     def meter_ids(self) -> list[str]:
         return list(self._model.meters.meter_id)

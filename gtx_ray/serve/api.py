@@ -142,6 +142,7 @@ class RestApi:
         clock: Any,
         admin_token: str | None = None,
         ieee2030_5: Any = None,
+        meter_actors: list | None = None,
     ):
         self._meters = fleet_group(
             campus, fleet_size, seed, 0, len(campus.meters) if fleet_size is None else fleet_size
@@ -153,6 +154,7 @@ class RestApi:
         self._clock = clock
         self._admin_token = admin_token or None
         self._ieee2030_5 = ieee2030_5
+        self._meter_actors = meter_actors
         self._phases = {
             m: int(p) for m, p in zip(self._meters.meter_id, self._meters.phases, strict=True)
         }
@@ -319,12 +321,41 @@ class RestApi:
         from gtx_ray.ieee2030_5.service import status_ieee2030_5_async
 
         status = await status_ieee2030_5_async(self._ieee2030_5)
-        return JSONResponse({**status, "running": bool(status.get("listening"))})
+        clients = None
+        if self._meter_actors:
+            summaries = await asyncio.gather(
+                *[a.ieee2030_5_summary.remote() for a in self._meter_actors]
+            )
+            clients = {
+                key: sum(s[key] for s in summaries)
+                for key in (
+                    "meters",
+                    "registered",
+                    "posts_ok",
+                    "posts_failed",
+                    "readings_posted",
+                    "readings_dropped",
+                )
+            }
+        return JSONResponse(
+            {**status, "running": bool(status.get("listening")), "clients": clients}
+        )
 
     @app.get("/api/ieee2030_5/clients")
-    async def ieee2030_5_clients(self) -> JSONResponse:
-        """One entry per meter's IEEE 2030.5 client (empty until the meters are 2030.5 clients)."""
-        return JSONResponse([])
+    async def ieee2030_5_clients(
+        self,
+        limit: int = Query(READINGS_MAX_PAGE, ge=0, le=READINGS_MAX_PAGE),
+        offset: int = Query(0, ge=0),
+    ) -> JSONResponse:
+        """One entry per meter's IEEE 2030.5 client: meter_id, LFDI, SFDI, EndDevice and
+        MirrorUsagePoint hrefs, registered, last post time, posts ok/failed, readings dropped."""
+        if not self._meter_actors:
+            return JSONResponse([], headers={"X-Total-Count": "0"})
+        groups = await asyncio.gather(*[a.ieee2030_5_clients.remote() for a in self._meter_actors])
+        rows = [row for group in groups for row in group]
+        return JSONResponse(
+            rows[offset : offset + limit], headers={"X-Total-Count": str(len(rows))}
+        )
 
     def _refuse(self, request: Request) -> JSONResponse | None:
         """403 unless the caller may use operator endpoints: loopback clients, or anyone with the
@@ -422,10 +453,16 @@ class RestApi:
 
 
 def start_rest_api(
-    simulation: Any, host: str, port: int, admin_token: str | None, ieee2030_5: Any = None
+    simulation: Any,
+    host: str,
+    port: int,
+    admin_token: str | None,
+    ieee2030_5: Any = None,
+    meters_are_clients: bool = False,
 ) -> None:
     """Serve the REST API for a started simulation (Ray must be connected). ``ieee2030_5``: the
-    handles of a running IEEE 2030.5 server, for its status endpoint."""
+    handles of a running IEEE 2030.5 server, for its status endpoint; ``meters_are_clients``:
+    the meter actors run 2030.5 clients, for the clients endpoint."""
     settings = simulation.settings
     serve.start(http_options={"host": host, "port": port})
     deployment = RestApi.bind(
@@ -438,6 +475,7 @@ def start_rest_api(
         simulation.clock,
         admin_token,
         ieee2030_5,
+        simulation.meter_actors if meters_are_clients else None,
     )
     serve.run(deployment, name=APP_NAME, route_prefix="/", blocking=False)
     _check_listening(host, port)

@@ -279,6 +279,7 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
         assert b"DeviceCapability" in body and b"urn:ieee:std:2030.5:ns" in body
         connection.close()
 
+        _check_meters_are_clients(f"http://127.0.0.1:{api_port}", certs, collector)
         _exercise_admin_api(f"http://127.0.0.1:{api_port}")
 
         process.send_signal(signal.SIGTERM)
@@ -321,3 +322,36 @@ def _exercise_admin_api(base: str) -> None:
     assert call("DELETE", f"/api/ieee2030_5/admin/devices/{device_id}")[0] == 200
     assert call("DELETE", f"/api/ieee2030_5/admin/devices/{device_id}")[0] == 404
     assert call("DELETE", "/api/ieee2030_5/admin/mirrors")[0] == 200
+
+
+def _check_meters_are_clients(base: str, certs, collector) -> None:
+    """25 meters registered as 25 distinct devices whose LFDIs are their certificates', and
+    mirroring readings."""
+    import json
+
+    from gtx_ray.ieee2030_5.certs_cli import describe
+
+    deadline = time.monotonic() + 120
+    clients: list = []
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(base + "/api/ieee2030_5/clients", timeout=30) as response:
+            clients = json.loads(response.read())
+        if len(clients) == 25 and all(c["registered"] and c["posts_ok"] > 0 for c in clients):
+            break
+        time.sleep(1)
+    assert len(clients) == 25, clients
+    assert all(c["registered"] and c["posts_ok"] > 0 for c in clients), (
+        [c for c in clients if not c["posts_ok"]][:3],
+        "\n".join(collector.lines[-20:]),
+    )
+    assert len({c["lfdi"] for c in clients}) == 25
+    for client in clients:
+        expected = describe(certs / "devices" / f"{client['meter_id']}.pem")
+        assert client["lfdi"].upper() == str(expected["lfdi"]).upper()
+        assert str(client["sfdi"]) == str(expected["sfdi"])
+        assert client["end_device_href"] and client["mirror_usage_point_href"]
+    with urllib.request.urlopen(base + "/api/ieee2030_5/status", timeout=30) as response:
+        status = json.loads(response.read())
+    assert status["registered_devices"] == 25
+    assert status["readings_mirrored"] > 0
+    assert status["clients"]["registered"] == 25
