@@ -109,13 +109,14 @@ def window_intervals(settings: Settings, largest_group: int) -> tuple[int, int]:
     """Most intervals per step call: (paced, as fast as possible).
 
     Paced: one, or about a second's worth when the speed makes many intervals due per second.
-    As fast as possible: enough for ~TARGET_ROWS_PER_CALL rows per actor, at most one day.
-    ``--window`` sets both.
+    As fast as possible: enough for ~TARGET_ROWS_PER_CALL rows per actor, at most a month (small
+    groups, such as the campus's one meter per actor, would otherwise pay an actor call and a
+    storage flush per day of readings). ``--window`` sets both.
     """
     if settings.window_intervals is not None:
         return settings.window_intervals, settings.window_intervals
     per_day = 86_400 // settings.interval_s
-    fast = max(1, min(per_day, TARGET_ROWS_PER_CALL // max(1, largest_group)))
+    fast = max(1, min(31 * per_day, TARGET_ROWS_PER_CALL // max(1, largest_group)))
     due_per_second = (settings.speed or 1.0) / settings.interval_s
     return max(1, min(per_day, int(due_per_second))), fast
 
