@@ -100,8 +100,8 @@ def test_tag_values_with_spaces_commas_and_equals_signs_round_trip(influxd, data
 def test_influxd_killed_mid_write_and_restarted_keeps_every_point_exactly_once(
     crash_influxd, campus, campus_meters, tmp_path, caplog
 ):
-    """SIGKILL the database while a writer streams 20 campus days, keep it down for 8 s, restart
-    it: the sink retries, spools, replays, and every reading is stored once."""
+    """SIGKILL the database while a writer streams 20 campus days (~40 s), keep it down for 30 s,
+    restart it: the sink retries, spools, replays, and every reading is stored once."""
     batches = campus_days(campus, campus_meters, days=20)  # 80 batches of 600 readings
     source = pa.Table.from_batches(batches)
     config = config_for(crash_influxd, "crash", tmp_path, batch_points=200)
@@ -113,7 +113,7 @@ def test_influxd_killed_mid_write_and_restarted_keeps_every_point_exactly_once(
         try:
             for batch in batches:
                 sink.write(batch)
-                time.sleep(0.12)
+                time.sleep(0.5)
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -121,7 +121,8 @@ def test_influxd_killed_mid_write_and_restarted_keeps_every_point_exactly_once(
     thread.start()
     time.sleep(2.0)
     crash_influxd.kill()
-    time.sleep(8.0)
+    time.sleep(30.0)
+    assert thread.is_alive(), "the writer finished before the database came back"
     crash_influxd.start()
     thread.join(timeout=120)
     assert not thread.is_alive() and not errors
