@@ -27,8 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gtx_ray.actors.meter import fleet_group
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig
+from gtx_ray.runtime import influx_config
 from gtx_ray.serve import views
-from gtx_ray.serve.history import meter_history
+from gtx_ray.serve.history import influx_history, meter_history
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class RestApi:
         admin_token: str | None = None,
         ieee2030_5: Any = None,
         meter_actors: list | None = None,
+        influx: Any = None,
     ):
         self._meters = fleet_group(
             campus, fleet_size, seed, 0, len(campus.meters) if fleet_size is None else fleet_size
@@ -155,6 +157,7 @@ class RestApi:
         self._admin_token = admin_token or None
         self._ieee2030_5 = ieee2030_5
         self._meter_actors = meter_actors
+        self._influx = influx
         self._phases = {
             m: int(p) for m, p in zip(self._meters.meter_id, self._meters.phases, strict=True)
         }
@@ -263,6 +266,16 @@ class RestApi:
             return _error(503, f"no reading from {meter_id} yet")
         return JSONResponse(reading)
 
+    def _history(self, meter_id: str, start_s: int, end_s: int, limit: int):
+        """From InfluxDB 1.x when that is the sink; else (or when the query fails, e.g. a 2.x
+        server without InfluxQL) from the Parquet data dir."""
+        if self._influx is not None:
+            try:
+                return influx_history(self._influx, meter_id, start_s, end_s, limit)
+            except Exception as exc:
+                log.warning("history from InfluxDB failed (%s); using the data dir", exc)
+        return meter_history(self._data_dir, meter_id, start_s, end_s, limit)
+
     @app.get("/api/meters/{meter_id}/readings", responses=ERRORS)
     async def meter_readings(
         self,
@@ -287,9 +300,7 @@ class RestApi:
             start_s = end_s - 86_400
         if start_s >= end_s:
             return _error(422, "start must be before end")
-        table = await asyncio.to_thread(
-            meter_history, self._data_dir, meter_id, start_s, end_s, limit
-        )
+        table = await asyncio.to_thread(self._history, meter_id, start_s, end_s, limit)
         rows = views.reading_dicts(table, self._phases)
         if format == "csv":
             return PlainTextResponse(views.readings_csv(rows), media_type="text/csv")
@@ -476,6 +487,7 @@ def start_rest_api(
         admin_token,
         ieee2030_5,
         simulation.meter_actors if meters_are_clients else None,
+        influx_config(settings),
     )
     serve.run(deployment, name=APP_NAME, route_prefix="/", blocking=False)
     _check_listening(host, port)

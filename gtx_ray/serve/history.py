@@ -6,6 +6,7 @@ batches not yet rolled into a part, so the newest readings are included.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,3 +51,30 @@ def meter_history(
         return READING_SCHEMA.empty_table()
     table = pa.concat_tables(tables).sort_by("timestamp")
     return table.slice(0, limit)
+
+
+def influx_history(config, meter_id: str, start_s: int, end_s: int, limit: int) -> pa.Table:
+    """The same readings from InfluxDB 1.x via InfluxQL (``config``: an InfluxConfig), as a table
+    with the reading schema; fields InfluxDB does not hold (nulls) come back null. Raises
+    InfluxError when the query fails. ``meter_id`` must be a known meter id (no quoting needed:
+    ids match ``[A-Za-z0-9_.-]+``)."""
+    from gtx_ray.readings import FIELD_COLUMNS
+    from gtx_ray.storage.influx import influxql
+
+    query = (
+        f"SELECT * FROM meter_readings WHERE meter_id = '{meter_id}' AND time >= {start_s}s "
+        f"AND time < {end_s}s ORDER BY time LIMIT {int(limit)}"
+    )
+    rows = influxql(config, query)
+    records = [
+        {
+            "timestamp": datetime.fromtimestamp(int(row["time"]), UTC),
+            "meter_id": row["meter_id"],
+            "building": row["building"],
+            "floor": int(row["floor"]),
+            "meter_type": row["meter_type"],
+            **{name: row.get(name) for name in FIELD_COLUMNS},
+        }
+        for row in rows
+    ]
+    return pa.Table.from_pylist(records, schema=READING_SCHEMA)

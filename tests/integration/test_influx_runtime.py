@@ -14,6 +14,7 @@ import pytest
 
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.runtime import influx_config, start_simulation
+from gtx_ray.serve.history import influx_history
 from gtx_ray.settings import Settings
 from gtx_ray.storage.influx import influxql
 from tests.conftest import CAMPUS_CONFIG, REPO
@@ -82,6 +83,19 @@ def test_campus_day_lands_in_influxdb(ray_runtime, influxd, campus, campus_meter
             "voltage",
         ):
             assert stored[field] == pytest.approx(source[field], rel=1e-12), field
+    # The REST API's history reader gives back the same readings from InfluxDB.
+    history = influx_history(
+        influx_config(settings),
+        "AMI_METER_UTCC_022",
+        JAN_1_2025_BANGKOK + 900,
+        JAN_1_2025_BANGKOK + 5 * 900,
+        1000,
+    )
+    assert history.column("timestamp").to_pylist() == [r["timestamp"] for r in mine[1:5]]
+    assert history.column("energy_consumed").to_pylist() == pytest.approx(
+        [r["energy_consumed"] for r in mine[1:5]], rel=1e-12
+    )
+    assert history.column("building").to_pylist() == ["Gymnasium"] * 4
     consumer = influxql(
         influx_config(settings),
         "SELECT * FROM meter_readings WHERE meter_id = 'AMI_METER_UTCC_001' LIMIT 1",
