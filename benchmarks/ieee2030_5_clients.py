@@ -323,8 +323,8 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=1200, help="whole run bound")
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
-    if not sizes or sizes[0] < 1 or sizes[-1] > 8000:
-        parser.error("--sizes must be 1..8000 meters")
+    if not sizes or sizes[0] < 1 or sizes[-1] > 16000:
+        parser.error("--sizes must be 1..16000 meters (a socket each on both sides)")
     if not 1 <= args.actors <= 16 or not 5 <= args.interval <= 900:
         parser.error("--actors 1..16, --interval 5..900")
 

@@ -30,13 +30,14 @@ the server verified against the configured trust anchor):
    the intervals per post (the server's body limit) instead of losing readings.
 6. Every pollRate seconds: DeviceCapability, Time, the EndDevice and the MirrorUsagePoint are read
    again (rates may change; a 404 means the server forgot the meter).
-7. Failures: transport errors and timeouts → back off (exponential, equal jitter, capped) and
-   re-discover from ``/dcap``; 404/403 for the meter's resources → re-discover (re-register,
-   re-create the mirror); 429/5xx → back off and retry the same readings (``Retry-After``
-   honoured, capped); a 400 for readings → re-create the mirror once, then drop those readings
-   as ``readings_rejected``. Readings are only removed from the queue when the server accepted
-   them (2xx); a reading set's mRID is derived from its quantity and time period, so a repeated
-   POST replaces rather than duplicates.
+7. Failures: transport errors and timeouts → back off (exponential, equal jitter, capped), then
+   check the meter's MirrorUsagePoint with one GET: still there → carry on (a slow server or a
+   front restarted over the same registry costs no re-discovery); 404/403 for the meter's
+   resources → re-discover from ``/dcap`` (re-register, re-create the mirror); 429/5xx → back
+   off and retry the same readings (``Retry-After`` honoured, capped); a 400 for readings →
+   re-create the mirror once, then drop those readings as ``readings_rejected``. Readings are
+   only removed from the queue when the server accepted them (2xx); a reading set's mRID is
+   derived from its quantity and time period, so a repeated POST replaces, never duplicates.
 
 Values on the wire (``wire_values``): every ReadingType has ``powerOfTenMultiplier`` -3, so a
 Reading's integer ``value`` is the SI quantity in thousandths, rounded half to even:
@@ -100,6 +101,35 @@ from gtx_ray.ieee2030_5.pki import DeviceCredentials, identity_of, load_first_ce
 from gtx_ray.ieee2030_5.tls import client_context
 
 log = logging.getLogger(__name__)
+
+
+class _RateLimitedLog:
+    """At most ``burst`` lines per ``window_s`` seconds; the rest are counted and summarised in
+    one line when the next window opens (thousands of meters losing a server at once must not
+    flood the log)."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 10, window_s: float = 10.0) -> None:
+        self._log, self._burst, self._window_s = logger, burst, window_s
+        self._started = 0.0
+        self._count = 0
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._started >= self._window_s:
+                if self._suppressed:
+                    self._log.warning("… %d similar client warnings suppressed", self._suppressed)
+                self._started, self._count, self._suppressed = now, 0, 0
+            self._count += 1
+            if self._count > self._burst:
+                self._suppressed += 1
+                return
+        self._log.warning(msg, *args)
+
+
+_WARNINGS = _RateLimitedLog(log)
 
 # --- quantities and their wire form ----------------------------------------------------------
 
@@ -507,9 +537,11 @@ class MeterClient:
         self._queue: deque[PendingReading] = deque()
         self._in_flight = 0
         self._gaps: deque[_Gap] = deque(maxlen=MAX_GAPS)
+        # sock_connect bounds TCP connect + TLS handshake; waiting for a pool slot is bounded by
+        # the whole request only (a busy pool is not a dead server).
         self._timeout = aiohttp.ClientTimeout(
             total=self.settings.request_timeout_s,
-            connect=self.settings.connect_timeout_s,
+            connect=None,
             sock_connect=self.settings.connect_timeout_s,
         )
         # discovered
@@ -527,6 +559,7 @@ class MeterClient:
         self._next_post = 0.0
         self._next_poll = 0.0
         self._failures = 0
+        self._resume = False  # after a transport failure: check the mirror, skip re-discovery
         self._bad_once = False
         self._post_limit = self.settings.max_readings_per_post
         self._stopping = False
@@ -673,7 +706,10 @@ class MeterClient:
                 if now < self._next_attempt and not self._stopping:
                     await self._sleep(self._next_attempt - now)
                     continue
-                await self._guarded(self._discover())
+                if self._resume and self.state == STATE_BACKOFF:
+                    await self._guarded(self._resume_session())
+                else:
+                    await self._guarded(self._discover())
                 if self._stopping and self.state != STATE_READY:
                     return
                 continue
@@ -729,7 +765,9 @@ class MeterClient:
         except Gone as exc:  # the first time re-discover at once, then back off
             delay = self._backoff()
             self._lost(exc, 0.0 if self._failures == 1 else delay)
-        except (TransportError, ProtocolError) as exc:
+        except TransportError as exc:  # no answer: retry later, re-discover only if forgotten
+            self._lost(exc, self._backoff(), resume=True)
+        except ProtocolError as exc:
             self._lost(exc, self._backoff())
         except Exception as exc:  # a bug: never let it kill the meter's task
             log.exception("meter %s: unexpected error", self.meter_id)
@@ -745,13 +783,21 @@ class MeterClient:
         d = min(s.backoff_cap_s, s.backoff_base_s * 2.0 ** min(self._failures - 1, 30))
         return d / 2 + random.uniform(0, d / 2)
 
-    def _lost(self, exc: BaseException, delay: float) -> None:
+    def _lost(self, exc: BaseException, delay: float, resume: bool = False) -> None:
         was_ready = self.state == STATE_READY
         self.last_error = f"{type(exc).__name__}: {exc}"
+        # A meter that was discovered keeps its hrefs through a transport failure and checks its
+        # mirror first when it retries (one request instead of a whole discovery: no
+        # amplification when the server is merely slow or restarting with its registry).
+        self._resume = resume and (self._resume or was_ready) and self._edev_url is not None
         self.state = STATE_BACKOFF
         self._next_attempt = time.monotonic() + delay
-        level = logging.WARNING if was_ready else logging.DEBUG
-        log.log(level, "meter %s: %s; re-discovering in %.1f s", self.meter_id, exc, delay)
+        if was_ready:
+            _WARNINGS.warning(
+                "meter %s: %s; retrying in %.1f s", self.meter_id, self.last_error, delay
+            )
+        else:
+            log.debug("meter %s: %s; retrying in %.1f s", self.meter_id, self.last_error, delay)
 
     def _refused(self, exc: BaseException) -> None:
         self.last_error = str(exc)
@@ -837,6 +883,19 @@ class MeterClient:
         return str(url)
 
     # --- discovery ---------------------------------------------------------------------------
+    async def _resume_session(self) -> None:
+        """After a transport failure: is the server still holding our mirror (or EndDevice)?
+        200 → carry on; 404/403 → Gone → a full discovery (re-registration) follows."""
+        url = self._mup_url or self._edev_url
+        assert url is not None
+        doc = await self._get(url, "MirrorUsagePoint" if self._mup_url else "EndDevice")
+        self.post_rate_s = _rate(_text(doc, "postRate"), self.post_rate_s)
+        self._resume = False
+        now = time.monotonic()
+        self.state = STATE_READY
+        self._next_post = min(self._next_post, now) if self.queued else self._next_post
+        self._next_poll = max(self._next_poll, now)
+
     async def _discover(self) -> None:
         if self._slots is not None:
             async with self._slots:
@@ -877,6 +936,7 @@ class MeterClient:
         now = time.monotonic()
         self.state = STATE_READY
         self.registrations += 1
+        self._resume = False
         self._bad_once = False
         self._next_poll = now + self.poll_rate_s
         backlog = self.queued >= self._post_limit

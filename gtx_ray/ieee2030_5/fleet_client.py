@@ -11,10 +11,12 @@ The meter actor is a plain synchronous Ray actor: its ``step`` must never wait o
     clients.stop(timeout_s=10)   # post what is queued within the timeout, then close
 
 Sharing: one ``aiohttp.ClientSession`` and one ``TCPConnector`` for the whole actor (one DNS
-cache, one bound on connections in use: ``max_connections``). Each meter passes its own TLS
-context per request (its own certificate), and aiohttp keys pooled connections by that context,
-so every meter keeps its own kept-alive mutual-TLS connection (``ClientSettings.keepalive_s``);
-``limit_per_host`` 2 bounds each meter's pool. Discoveries (several requests and a TLS handshake
+cache, one bound on connections in use: ``max_connections``, default one per meter). Each meter
+passes its own TLS context per request (its own certificate), and aiohttp keys pooled
+connections by that context, so every meter keeps its own kept-alive mutual-TLS connection
+(``ClientSettings.keepalive_s``; a meter sends one request at a time, so that is one socket per
+meter: mind ``ulimit -n`` for thousands of meters per actor); ``limit_per_host`` 2 bounds each
+meter's pool. Discoveries (several requests and a TLS handshake
 each) run at most ``max_concurrent_discoveries`` at a time so a restart of the server is not met
 by every meter at once; back-off jitter spreads them further.
 
@@ -41,6 +43,7 @@ stopped ``MeterClients`` is not started again (make a new one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -69,6 +72,8 @@ log = logging.getLogger(__name__)
 POST_MODES = ("every", "sampled", "off")
 START_TIMEOUT_S = 10.0
 """How long ``start`` waits for the loop thread to come up."""
+CLOSE_TIMEOUT_S = 3.0
+"""How long ``stop`` waits for the connections to close after the clients stopped."""
 
 
 class MeterClients:
@@ -81,8 +86,9 @@ class MeterClients:
     server must report (None: not checked). post_mode: every | sampled | off. queue_limit:
     intervals kept per meter. interval_s: the simulation interval (SIMULATION_INTERVAL, s).
     sample_every: k of ``sampled``. settings: network behaviour (timeouts, back-off, …).
-    max_connections: bound on connections in use at once. max_concurrent_discoveries: bound
-    on meters discovering/registering at once.
+    max_connections: bound on connections in use at once (default: one per meter; a smaller
+    bound makes meters wait for a slot, within their request timeout).
+    max_concurrent_discoveries: bound on meters discovering/registering at once.
     """
 
     def __init__(
@@ -98,7 +104,7 @@ class MeterClients:
         interval_s: int = 15,
         sample_every: int = 4,
         settings: ClientSettings | None = None,
-        max_connections: int = 256,
+        max_connections: int | None = None,
         max_concurrent_discoveries: int = 16,
     ) -> None:
         if post_mode not in POST_MODES:
@@ -113,7 +119,7 @@ class MeterClients:
             raise ConfigError(f"ieee2030_5 queue_limit must be at least 1, got {queue_limit}")
         if pin is not None and not is_valid_pin(pin):
             raise ConfigError(f"ieee2030_5 pin {pin!r} is not a PIN with a valid check digit")
-        if max_connections < 1 or max_concurrent_discoveries < 1:
+        if (max_connections is not None and max_connections < 1) or max_concurrent_discoveries < 1:
             raise ConfigError("ieee2030_5 max_connections and max_concurrent_discoveries >= 1")
         if len(set(meter_ids)) != len(meter_ids):
             raise ConfigError("ieee2030_5 meter ids must be unique")
@@ -123,7 +129,7 @@ class MeterClients:
         self.interval_s = interval_s
         self.sample_every = sample_every if post_mode == "sampled" else 1
         self.settings = settings or ClientSettings()
-        self._max_connections = max_connections
+        self._max_connections = max_connections or max(1, len(meter_ids))
         self._max_discoveries = max_concurrent_discoveries
         self._lock = threading.Lock()
         self.clients: list[MeterClient] = [
@@ -188,7 +194,9 @@ class MeterClients:
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=s.request_timeout_s, connect=s.connect_timeout_s),
+            timeout=aiohttp.ClientTimeout(
+                total=s.request_timeout_s, sock_connect=s.connect_timeout_s
+            ),
             trust_env=False,
             auto_decompress=False,
         )
@@ -208,7 +216,8 @@ class MeterClients:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            await session.close()
+            with contextlib.suppress(TimeoutError):  # bounded even on a starved machine
+                await asyncio.wait_for(session.close(), CLOSE_TIMEOUT_S)
             await asyncio.sleep(0)  # let SSL transports close
 
     def stop(self, timeout_s: float = 10.0) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from gtx_ray.ieee2030_5.codec import MEDIA_TYPE, NS
 from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.pki import device_credentials, identity_of, load_first_certificate
+from gtx_ray.ieee2030_5.registry import Registry
 from gtx_ray.ieee2030_5.server import Ieee2030_5Server
 from gtx_ray.ieee2030_5.tls import client_context
 
@@ -25,10 +26,13 @@ Q = "{" + NS + "}"
 
 
 class ThreadedServer:
-    """Ieee2030_5Server with an in-process registry, on its own event loop thread."""
+    """Ieee2030_5Server with an in-process registry, on its own event loop thread. ``registry``:
+    serve an existing registry (a front restarted over the same state), else a fresh one."""
 
-    def __init__(self, config: Ieee2030_5Config) -> None:
-        self.registry = build_registry(config, int(time.time()))
+    def __init__(self, config: Ieee2030_5Config, registry: Registry | None = None) -> None:
+        self.registry = (
+            registry if registry is not None else build_registry(config, int(time.time()))
+        )
         self.loop = asyncio.new_event_loop()
         self.server = Ieee2030_5Server(config, LocalBackend(self.registry))
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

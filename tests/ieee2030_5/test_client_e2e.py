@@ -474,3 +474,43 @@ def test_a_small_body_limit_means_smaller_posts_not_lost_readings(campus_certs, 
         assert s["readings_posted"] == 8 and s["readings_rejected"] == 0
         assert s["posts_failed"] >= 1 and "413" in s["last_error"]
     assert server.registry.readings_mirrored == 2 * 8 * len(QUANTITIES)
+
+
+def test_front_restart_over_the_same_registry_resumes_without_reregistering(campus_certs, campus):
+    """Like the Ray service's front restart: the state survives, so the meters only check their
+    mirror (one GET) and carry on; nothing is registered twice and nothing is lost."""
+    certs, all_ids = campus_certs
+    meters = MeterModel(MeterArrays.from_specs(campus.meters[:3]), campus, 11, INTERVAL_S)
+    server = _server(certs)
+    port, registry = server.port, server.registry
+    clients = MeterClients(
+        certs,
+        all_ids[:3],
+        f"https://127.0.0.1:{port}",
+        interval_s=INTERVAL_S,
+        settings=_settings(),
+    )
+    w1 = meters.step(meters.initial_state(T0), 2)
+    w2 = meters.step(w1.state, 3)
+    try:
+        clients.start()
+        clients.submit(w1.batch)
+        _wait(lambda: all(s["readings_posted"] == 2 for s in clients.status()), 30, clients.status)
+        before = _by_meter(clients.status())
+        server.stop()
+        clients.submit(w2.batch)
+        _wait(lambda: all(not s["registered"] for s in clients.status()), 30, clients.status)
+        server = ThreadedServer(
+            Ieee2030_5Config(certs_dir=certs, port=port, post_rate_s=1, poll_rate_s=2),
+            registry=registry,
+        )
+        _wait(lambda: all(s["readings_posted"] == 5 for s in clients.status()), 30, clients.status)
+        after = _by_meter(clients.status())
+    finally:
+        clients.stop(5)
+        server.stop()
+    for meter_id, s in after.items():
+        assert s["registrations"] == 1 and s["registered"] and s["readings_dropped"] == 0
+        assert s["end_device_href"] == before[meter_id]["end_device_href"]
+        assert s["mirror_usage_point_href"] == before[meter_id]["mirror_usage_point_href"]
+    assert len(registry.devices()) == 3 and registry.readings_mirrored == 3 * 5 * len(QUANTITIES)
