@@ -143,6 +143,8 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
             str(data),
             "--namespace",
             "gtx_cli_sigterm",
+            "--address",  # this session's cluster, not any other Ray running on the host
+            ray_runtime.get_runtime_context().gcs_address,
             "--status-every",
             "1",
             "--disable-influxdb",

@@ -132,6 +132,8 @@ def test_backfill_count_check_and_replay(ray_runtime, influxd, tmp_path):
         "--disable-ieee2030-5",
         "--namespace",
         "gtx_backfill",
+        "--address",  # this session's cluster, not any other Ray running on the host
+        ray_runtime.get_runtime_context().gcs_address,
     ]
     result = _gtx("backfill", *common, "--data-dir", str(tmp_path / "a"), env=env)
     assert result.returncode == 0, result.stderr
