@@ -55,8 +55,3 @@ READING_SCHEMA = pa.schema(
         for name, nullable, doc in FIELD_DOCS
     ]
 )
-
-
-def empty_batch() -> pa.RecordBatch:
-    """A batch with the reading schema and no rows."""
-    return pa.RecordBatch.from_pylist([], schema=READING_SCHEMA)

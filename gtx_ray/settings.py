@@ -8,10 +8,9 @@ turns into exit code 2.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -63,7 +62,6 @@ class Settings:
     max_in_flight: int = 4
     window_intervals: int | None = None  # None: automatic
     status_every_s: float = 5.0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -208,7 +206,3 @@ def duration_text(seconds: float) -> str:
     days, rest = divmod(seconds, 86400)
     text = str(timedelta(seconds=rest))
     return f"{days}d {text}" if days else text
-
-
-def environment() -> dict[str, str]:
-    return dict(os.environ)

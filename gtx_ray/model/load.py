@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gtx_ray.model.calendar import BREAK, EXAM, SEMESTER, SUMMER, CalendarDays
+from gtx_ray.model.calendar import CalendarDays
 from gtx_ray.model.noise import hash_keys, smooth_noise, uniform
 
 BALANCE_TEMP_C = 24.0  # outdoor temperature below which campus buildings need no cooling, °C
@@ -310,16 +310,3 @@ def meter_load_kw(
     )
     load = (capacity_kw * PEAK_TO_CAPACITY * scale)[None, :] * share * noise
     return np.minimum(load, capacity_kw[None, :])
-
-
-__all__ = [
-    "BREAK",
-    "BUILDING_PROFILES",
-    "BUILDING_TYPES",
-    "EXAM",
-    "SEMESTER",
-    "SUMMER",
-    "cooling_factor",
-    "meter_load_kw",
-    "type_occupancy",
-]
