@@ -173,6 +173,7 @@ class RestApi:
         self._storage: dict = {}
         self._clock_status: dict = {}
         self._meters_json = b"[]"
+        self._meters_json_at = -1.0  # snapshot time the meters list was rendered for
 
     async def _fresh(self) -> None:
         """Refresh the snapshot if it is older than SNAPSHOT_MAX_AGE_S (one refresh at a time)."""
@@ -195,8 +196,6 @@ class RestApi:
                 else None
             )
             self._summary_json = json.dumps(self._summary).encode() if self._summary else b""
-            levels = {r["meter_id"]: r["battery_level"] for r in readings}
-            self._meters_json = json.dumps(views.meter_list(self._meters, levels)).encode()
             self._storage, self._clock_status = storage, clock
             self._taken_at = time.monotonic()
 
@@ -239,6 +238,10 @@ class RestApi:
     async def meters(self) -> Response:
         """Every meter: building, floor, type, phases, capacity (kW), PV (kWp), battery (kWh)."""
         await self._fresh()
+        if self._meters_json_at != self._taken_at:  # render on demand, once per snapshot
+            levels = {r["meter_id"]: r["battery_level"] for r in self._readings}
+            self._meters_json = json.dumps(views.meter_list(self._meters, levels)).encode()
+            self._meters_json_at = self._taken_at
         return Response(self._meters_json, media_type="application/json")
 
     @app.get("/api/readings", responses=ERRORS)
