@@ -256,15 +256,15 @@ class Services:
     def __init__(self) -> None:
         self.simulation = None
         self.ieee2030_5 = None
-        self.api = False
+        self.api: str | None = None  # the REST API's Serve application
         self._final: dict | None = None
 
     def stop(self) -> dict | None:
-        if self.api:
+        if self.api is not None:
             from gtx_ray.serve.api import stop_rest_api
 
-            stop_rest_api()
-            self.api = False
+            stop_rest_api(self.api)
+            self.api = None
         if self.ieee2030_5 is not None:
             from gtx_ray.ieee2030_5.service import stop_ieee2030_5
 
@@ -423,7 +423,7 @@ def run(settings: Settings) -> int:
         if settings.api_enabled:
             from gtx_ray.serve.api import start_rest_api
 
-            start_rest_api(
+            services.api = start_rest_api(
                 simulation,
                 settings.api_host,
                 settings.api_port,
@@ -431,7 +431,6 @@ def run(settings: Settings) -> int:
                 services.ieee2030_5,
                 clients is not None,
             )
-            services.api = True
         plan = simulation.plan
         log.info(
             "simulating %d meters from %s%s, %d s interval, speed %s; output %s",

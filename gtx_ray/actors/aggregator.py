@@ -159,9 +159,14 @@ class AggregatorActor:
             [self._latest[g] for g in sorted(self._latest)], schema=READING_SCHEMA
         )
 
-    async def snapshot(self) -> tuple[pa.Table, dict[str, Any]]:
-        """The latest reading of every meter and the storage status, in one call (REST API)."""
-        return await self.latest(), await self.status()
+    async def snapshot(
+        self, known_interval_s: int | None = None
+    ) -> tuple[pa.Table | None, dict[str, Any]]:
+        """The latest reading of every meter and the storage status, in one call (REST API).
+        The table is None when the caller already holds the readings of ``known_interval_s``
+        (the ``latest_interval_s`` of an earlier status), so polling costs no table transfer."""
+        unchanged = known_interval_s is not None and known_interval_s == self._latest_start_s
+        return (None if unchanged else await self.latest()), await self.status()
 
     async def status(self) -> dict[str, Any]:
         return {

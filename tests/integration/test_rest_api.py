@@ -16,6 +16,7 @@ import ray
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from gtx_ray.errors import ConfigError
 from gtx_ray.runtime import start_simulation
 from gtx_ray.serve.api import start_rest_api, stop_rest_api
 from gtx_ray.serve.views import rfc3339
@@ -79,10 +80,10 @@ def running(ray_runtime, tmp_path_factory):
     simulation = start_simulation(settings)
     ray.get(simulation.clock.pause.remote())
     port = _free_port()
-    start_rest_api(simulation, "127.0.0.1", port, TOKEN)
+    app_name = start_rest_api(simulation, "127.0.0.1", port, TOKEN)
     api = Api(port)
     yield simulation, api, settings
-    stop_rest_api()
+    stop_rest_api(app_name)
     simulation.stop()
     simulation.finish()
 
@@ -218,6 +219,14 @@ def test_values_match_storage_and_summary_adds_up(running):
     assert summary["average_battery_level"] == pytest.approx(np.mean(levels))
     assert sum(b["meters"] for b in summary["buildings"]) == 25
     assert len(summary["buildings"]) == 14
+
+    # the pre-rendered fast path answers exactly what the FastAPI routes answer (a query
+    # string sends a request through the routes)
+    assert api.json("/api/readings?offset=0") == (200, readings)
+    assert api.json("/api/campus/summary?via=routes") == (200, summary)
+    assert api.json("/api/meters?via=routes") == api.json("/api/meters")
+    meter = readings[3]["meter_id"]
+    assert api.json(f"/api/meters/{meter}/reading?via=routes") == (200, readings[3])
     api.control(action="resume")
 
 
@@ -283,6 +292,49 @@ def test_readings_paging_and_cors(running):
     )
     with urllib.request.urlopen(req, timeout=30) as response:
         assert response.headers["Access-Control-Allow-Origin"] in ("*", "http://dashboard.example")
+    for path in ("/api/readings", "/api/readings?limit=3", "/api/meters"):
+        req = urllib.request.Request(api.base + path, headers={"Origin": "http://dash.example"})
+        with urllib.request.urlopen(req, timeout=30) as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "*", path
+            assert "X-Total-Count" in response.headers["Access-Control-Expose-Headers"], path
+
+
+def test_a_busy_port_is_a_clear_error(running):
+    simulation, api, _ = running
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*API_PORT"):
+            start_rest_api(simulation, "127.0.0.1", port, TOKEN)
+    assert api.json("/api/meters")[0] == 200  # the running API is untouched
+
+
+def _api_replicas() -> list[str]:
+    return [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if "RestApi" in a["name"] and a["namespace"] == "serve"
+    ]
+
+
+def test_serve_replaces_a_killed_replica_on_the_same_port(running):
+    _, api, _ = running
+    (killed,) = _api_replicas()
+    ray.kill(ray.get_actor(killed, namespace="serve"), no_restart=True)
+    deadline = time.monotonic() + 120
+    while True:  # Serve notices the death and starts a new replica, which binds the same port
+        replicas = _api_replicas()
+        if replicas and killed not in replicas:
+            try:
+                status, meters = api.json("/api/meters")
+                if status == 200:
+                    break
+            except OSError:
+                pass  # refused while the new replica starts
+        assert time.monotonic() < deadline, "Serve did not bring the REST API back"
+        time.sleep(0.5)
+    assert len(meters) == 25 and len(replicas) == 1
 
 
 def test_ieee2030_5_endpoints_tell_the_truth_when_absent(running):

@@ -1,0 +1,440 @@
+"""The REST API's routes: the seed's endpoints plus history, OpenAPI, CORS and a simulation
+control endpoint, built as a FastAPI app around one simulation's ``ApiContext``.
+
+Read endpoints answer from the ``LiveView`` (no remote call per request). ``FastReads`` sits in
+front of the app and answers the hottest polls (all readings, one meter's reading, the campus
+summary, the meter list) straight from the view's pre-rendered bytes without going through
+FastAPI's routing and validation; anything else, and every error path, goes to FastAPI. Every
+error is JSON: ``{"error": message, "status": code}``.
+"""
+
+import asyncio
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gtx_ray.serve import views
+from gtx_ray.serve.history import influx_history, meter_history
+from gtx_ray.serve.live import LiveView
+
+log = logging.getLogger(__name__)
+
+HISTORY_MAX_ROWS = 10_000
+READINGS_MAX_PAGE = 10_000
+DESCRIPTION = (
+    "Live readings and campus summaries from the gtx_ray smart meter simulator. Powers in kW, "
+    "energies in kWh, voltage in V, current in A, temperature in °C, humidity and battery level "
+    "in %. Timestamps are RFC 3339 UTC, the start of the interval a reading covers."
+)
+
+
+@dataclass
+class ApiContext:
+    """What the routes need from one running simulation."""
+
+    live: LiveView
+    data_dir: str
+    clock: Any
+    admin_token: str | None = None
+    ieee2030_5: Any = None  # handles of a running IEEE 2030.5 server
+    meter_actors: list | None = None  # set when the meters run IEEE 2030.5 clients
+    influx: Any = None  # InfluxConfig when InfluxDB is the sink (history)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    status: int
+
+
+class SimulationCommand(BaseModel):
+    """``POST /api/simulation``: pause, resume or stop the clock, or change its speed."""
+
+    action: Literal["pause", "resume", "stop"] | None = None
+    speed: float | Literal["max"] | None = Field(
+        default=None, description="simulated seconds per wall second, or 'max'"
+    )
+
+
+class PreRegistration(BaseModel):
+    lfdi: str = Field(description="40 hex digits")
+
+
+class Rates(BaseModel):
+    poll_rate: int | None = Field(default=None, ge=1, lt=2**32, description="seconds")
+    post_rate: int | None = Field(default=None, ge=1, lt=2**32, description="seconds")
+    device_id: int | None = Field(default=None, description="one end device; default all")
+
+
+ERRORS = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+ADMIN_ERRORS = {403: {"model": ErrorBody}, **ERRORS}
+CLIENT_COUNTERS = (
+    "meters",
+    "registered",
+    "posts_ok",
+    "posts_failed",
+    "readings_posted",
+    "readings_dropped",
+)
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status, **extra}, status_code=status)
+
+
+def parse_time(name: str, value: str | None) -> int | None:
+    """RFC 3339 / ISO 8601 (UTC unless an offset is given) or epoch seconds."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise StarletteHTTPException(
+            422, f"{name}={value!r} is not an RFC 3339 time or epoch seconds"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return error(422, "invalid request: " + "; ".join(problems))
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in the REST API")
+        return error(500, f"internal error: {type(exc).__name__}")
+
+
+def build_app(ctx: ApiContext) -> FastAPI:
+    """The FastAPI app for one simulation (wrap it in ``FastReads`` to serve it)."""
+    live = ctx.live
+    app = FastAPI(title="gtx_ray REST API", version="1.0", description=DESCRIPTION)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["*"],
+        expose_headers=["X-Total-Count"],
+    )
+    _install_error_handlers(app)
+    _add_live_routes(app, live)
+    _add_history_route(app, ctx)
+    _add_simulation_routes(app, ctx)
+    _add_ieee2030_5_routes(app, ctx)
+    return app
+
+
+def _add_live_routes(app: FastAPI, live: LiveView) -> None:
+    @app.get("/health", responses={503: {"model": ErrorBody}})
+    async def health() -> JSONResponse:
+        """Liveness of the simulation: 200 while it produces readings, else 503 with a reason."""
+        await live.ensure_fresh()
+        body = {
+            "status": "healthy",
+            "timestamp": views.rfc3339(time.time()),
+            "meters_active": live.latest.num_rows,
+            "campus": live.campus_name,
+            "simulated_time": views.rfc3339(live.storage.get("stored_until_s")),
+            "rows_stored": live.storage.get("rows_stored", 0),
+        }
+        problem = live.problem()
+        if problem is not None:
+            return JSONResponse(
+                {**body, "status": "unhealthy", "reason": problem, "error": problem},
+                status_code=503,
+            )
+        return JSONResponse(body)
+
+    @app.get("/api/meters")
+    async def meters() -> Response:
+        """Every meter: building, floor, type, phases, capacity (kW), PV (kWp), battery (kWh)."""
+        await live.ensure_fresh()
+        return Response(live.meters_json(), media_type="application/json")
+
+    @app.get("/api/readings", responses=ERRORS)
+    async def readings(
+        limit: int = Query(READINGS_MAX_PAGE, ge=0, le=READINGS_MAX_PAGE),
+        offset: int = Query(0, ge=0),
+    ) -> Response:
+        """The latest reading of every meter (``[]`` before the first interval), paged."""
+        await live.ensure_fresh()
+        rows = live.readings
+        headers = {"X-Total-Count": str(len(rows))}
+        if offset == 0 and limit >= len(rows):
+            return Response(live.readings_json, media_type="application/json", headers=headers)
+        return JSONResponse(rows[offset : offset + limit], headers=headers)
+
+    @app.get("/api/meters/{meter_id}/reading", responses=ERRORS)
+    async def meter_reading(meter_id: str) -> Response:
+        """The latest reading of one meter."""
+        await live.ensure_fresh()
+        if meter_id not in live.index:
+            return error(404, f"unknown meter {meter_id!r}")
+        body = live.meter_json(meter_id)
+        if body is None:
+            return error(503, f"no reading from {meter_id} yet")
+        return Response(body, media_type="application/json")
+
+    @app.get("/api/campus/summary", responses=ERRORS)
+    async def campus_summary() -> Response:
+        """Campus totals (kW) over the latest reading of every meter, with per-building totals."""
+        await live.ensure_fresh()
+        if live.summary is None:
+            return error(503, "no readings yet: the first interval has not completed")
+        return Response(live.summary_json, media_type="application/json")
+
+
+def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
+    live = ctx.live
+
+    def history(meter_id: str, start_s: int, end_s: int, limit: int):
+        """From InfluxDB 1.x when that is the sink; else (or when the query fails, e.g. a 2.x
+        server without InfluxQL) from the Parquet data dir."""
+        if ctx.influx is not None:
+            try:
+                return influx_history(ctx.influx, meter_id, start_s, end_s, limit)
+            except Exception as exc:
+                log.warning("history from InfluxDB failed (%s); using the data dir", exc)
+        return meter_history(ctx.data_dir, meter_id, start_s, end_s, limit)
+
+    @app.get("/api/meters/{meter_id}/readings", responses=ERRORS)
+    async def meter_readings(
+        meter_id: str,
+        start: str | None = Query(None, description="RFC 3339 or epoch s; default end − 1 day"),
+        end: str | None = Query(
+            None,
+            description="RFC 3339 or epoch s (exclusive); default just after the latest reading",
+        ),
+        limit: int = Query(1000, ge=1, le=HISTORY_MAX_ROWS),
+        format: Literal["json", "csv"] = "json",
+    ) -> Response:
+        """Stored readings of one meter in [start, end), oldest first, as JSON or CSV."""
+        if meter_id not in live.index:
+            return error(404, f"unknown meter {meter_id!r}")
+        await live.ensure_fresh()
+        end_s = parse_time("end", end)
+        if end_s is None:
+            end_s = int(live.storage.get("stored_until_s") or time.time())
+        start_s = parse_time("start", start)
+        if start_s is None:
+            start_s = end_s - 86_400
+        if start_s >= end_s:
+            return error(422, "start must be before end")
+        table = await asyncio.to_thread(history, meter_id, start_s, end_s, limit)
+        rows = views.reading_dicts(table, live.phases)
+        if format == "csv":
+            return PlainTextResponse(views.readings_csv(rows), media_type="text/csv")
+        return JSONResponse(rows)
+
+
+def _refusal(ctx: ApiContext, request: Request) -> JSONResponse | None:
+    """403 unless the caller may use operator endpoints: loopback clients, or anyone with the
+    admin token when one is configured (then the token is required from everyone). The peer is
+    the TCP peer: forwarding headers are not trusted."""
+    if ctx.admin_token is not None:
+        if request.headers.get("authorization") != f"Bearer {ctx.admin_token}":
+            return error(403, "a valid admin token is required (Authorization: Bearer ...)")
+    elif not is_loopback(request.client.host if request.client else None):
+        return error(403, "operator endpoints are only allowed from loopback")
+    return None
+
+
+def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
+    @app.get("/api/simulation")
+    async def simulation() -> JSONResponse:
+        """Clock state: simulated time, speed, paused, progress."""
+        clock = await ctx.clock.status.remote()
+        return JSONResponse(
+            {
+                **clock,
+                "next_start": views.rfc3339(clock["next_start_s"]),
+                "speed": "max" if clock["speed"] is None else clock["speed"],
+            }
+        )
+
+    @app.post("/api/simulation", responses=ADMIN_ERRORS)
+    async def control(command: SimulationCommand, request: Request) -> JSONResponse:
+        """Pause, resume or stop the clock, or set its speed. Loopback clients only, unless an
+        admin token is configured (then ``Authorization: Bearer TOKEN`` from anywhere)."""
+        refused = _refusal(ctx, request)
+        if refused is not None:
+            return refused
+        if command.action is None and command.speed is None:
+            return error(422, "give an action (pause, resume, stop) and/or a speed")
+        if command.speed is not None:
+            speed = None if command.speed == "max" else float(command.speed)
+            if speed is not None and not speed > 0:
+                return error(422, "speed must be > 0 or 'max'")
+            await ctx.clock.set_speed.remote(speed)
+        if command.action is not None:
+            await getattr(ctx.clock, command.action).remote()
+        await ctx.live.refresh()  # the next read sees the new state
+        return await simulation()
+
+
+def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
+    @app.get("/api/ieee2030_5/status")
+    async def ieee2030_5_status() -> JSONResponse:
+        """The IEEE 2030.5 server: enabled, port, listening, devices, mirrored readings."""
+        if ctx.ieee2030_5 is None:
+            return JSONResponse(
+                {
+                    "enabled": False,
+                    "running": False,
+                    "port": None,
+                    "registered_devices": 0,
+                    "readings_mirrored": 0,
+                    "errors": [],
+                    "reason": "the IEEE 2030.5 server is not running",
+                }
+            )
+        from gtx_ray.ieee2030_5.service import status_ieee2030_5_async
+
+        status = await status_ieee2030_5_async(ctx.ieee2030_5)
+        clients = None
+        if ctx.meter_actors:
+            summaries = await asyncio.gather(
+                *[a.ieee2030_5_summary.remote() for a in ctx.meter_actors]
+            )
+            clients = {key: sum(s[key] for s in summaries) for key in CLIENT_COUNTERS}
+        return JSONResponse(
+            {**status, "running": bool(status.get("listening")), "clients": clients}
+        )
+
+    @app.get("/api/ieee2030_5/clients")
+    async def ieee2030_5_clients(
+        limit: int = Query(READINGS_MAX_PAGE, ge=0, le=READINGS_MAX_PAGE),
+        offset: int = Query(0, ge=0),
+    ) -> JSONResponse:
+        """One entry per meter's IEEE 2030.5 client: meter_id, LFDI, SFDI, EndDevice and
+        MirrorUsagePoint hrefs, registered, last post time, posts ok/failed, readings dropped."""
+        if not ctx.meter_actors:
+            return JSONResponse([], headers={"X-Total-Count": "0"})
+        groups = await asyncio.gather(*[a.ieee2030_5_clients.remote() for a in ctx.meter_actors])
+        rows = [row for group in groups for row in group]
+        return JSONResponse(
+            rows[offset : offset + limit], headers={"X-Total-Count": str(len(rows))}
+        )
+
+    async def admin(request: Request, action: str, **kwargs: Any) -> JSONResponse:
+        """Run an IEEE 2030.5 registry admin action; map refusals to 4xx."""
+        refused = _refusal(ctx, request)
+        if refused is not None:
+            return refused
+        if ctx.ieee2030_5 is None or ctx.ieee2030_5.registry is None:
+            return error(503, "the IEEE 2030.5 server is not running")
+        from gtx_ray.ieee2030_5.errors import ResourceError
+
+        try:
+            result = await ctx.ieee2030_5.registry.admin.remote(action, **kwargs)
+        except Exception as exc:
+            cause = getattr(exc, "cause", exc)
+            if isinstance(cause, ResourceError):
+                return error(cause.status, cause.message)
+            raise
+        return JSONResponse({"result": result})
+
+    @app.get("/api/ieee2030_5/admin/devices", responses=ADMIN_ERRORS)
+    async def admin_devices(request: Request) -> JSONResponse:
+        """Every registered end device (id, LFDI, SFDI, rates, mirror usage points)."""
+        return await admin(request, "list_devices")
+
+    @app.post("/api/ieee2030_5/admin/devices", responses=ADMIN_ERRORS)
+    async def admin_preregister(body: PreRegistration, request: Request) -> JSONResponse:
+        """Pre-register an LFDI (the allow-list); returns the EndDevice id."""
+        return await admin(request, "preregister", lfdi=body.lfdi)
+
+    @app.delete("/api/ieee2030_5/admin/devices/{device_id}", responses=ADMIN_ERRORS)
+    async def admin_remove(device_id: int, request: Request) -> JSONResponse:
+        """Remove an end device and what it owns."""
+        return await admin(request, "remove_device", device_id=device_id)
+
+    @app.delete("/api/ieee2030_5/admin/mirrors", responses=ADMIN_ERRORS)
+    async def admin_clear_mirrors(
+        request: Request, lfdi: str | None = Query(None, description="only this LFDI")
+    ) -> JSONResponse:
+        """Remove the mirror usage points of one LFDI, or of every device."""
+        return await admin(request, "clear_mirrors", lfdi=lfdi)
+
+    @app.put("/api/ieee2030_5/admin/rates", responses=ADMIN_ERRORS)
+    async def admin_rates(body: Rates, request: Request) -> JSONResponse:
+        """Set pollRate / postRate (s) globally, or for one end device."""
+        return await admin(
+            request,
+            "set_rates",
+            poll_rate=body.poll_rate,
+            post_rate=body.post_rate,
+            device_id=body.device_id,
+        )
+
+
+class FastReads:
+    """ASGI front that answers plain ``GET``s of the hot read endpoints (no query string) from
+    the live view's pre-rendered bytes, with the same headers the FastAPI routes send (CORS
+    included). Misses (unknown meter, no reading yet, paging) fall through to the app, which
+    produces the proper error or page."""
+
+    def __init__(self, app: Any, live: LiveView) -> None:
+        self.app = app
+        self.live = live
+
+    def _body(self, path: str) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+        live = self.live
+        if path == "/api/readings":
+            count = str(len(live.readings)).encode()
+            return live.readings_json, [(b"x-total-count", count)]
+        if path == "/api/campus/summary":
+            return (live.summary_json, []) if live.summary is not None else None
+        if path == "/api/meters":
+            return live.meters_json(), []
+        if path.startswith("/api/meters/") and path.endswith("/reading"):
+            meter_id = path[len("/api/meters/") : -len("/reading")]
+            body = live.meter_json(meter_id) if meter_id in live.index else None
+            return (body, []) if body is not None else None
+        return None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
+            await self.live.ensure_fresh()
+            found = self._body(scope["path"])
+            if found is not None:
+                body, extra = found
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra,
+                ]
+                if any(name == b"origin" for name, _ in scope["headers"]):
+                    headers.append((b"access-control-allow-origin", b"*"))
+                    headers.append((b"access-control-expose-headers", b"X-Total-Count"))
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
