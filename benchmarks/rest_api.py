@@ -1,6 +1,10 @@
 """REST API throughput and latency on Ray Serve, next to a plain aiohttp server returning the
 same JSON bytes (the ceiling on this machine), measured with wrk at 1, 32 and 128 connections.
 
+The API's Serve replica serves HTTP itself (``gtx_ray.serve.api``); plain ``GET``s of the hot
+paths are answered from pre-rendered bytes, and ``/api/readings?offset=0`` shows the same answer
+through FastAPI's routing and validation (the path every other endpoint takes).
+
     apt-get install wrk   # once
     .venv/bin/python -m benchmarks.rest_api [--seconds 10]
 """
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import shutil
 import socket
@@ -22,7 +27,7 @@ from pathlib import Path
 
 from benchmarks.common import machine, table
 
-PATHS = ("/api/readings", "/api/campus/summary")
+PATHS = ("/api/readings", "/api/campus/summary", "/api/readings?offset=0")
 CONNECTIONS = (1, 32, 128)
 
 
@@ -82,6 +87,7 @@ def plain_server(bodies: dict[str, bytes], port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/rest_api.py needs wrk: apt-get install wrk")
@@ -114,7 +120,10 @@ def main() -> None:
         if time.monotonic() > deadline:
             sys.exit("the simulation produced no readings in 300 s")
         time.sleep(1)
-    bodies = {p: urllib.request.urlopen(f"http://127.0.0.1:{api_port}{p}").read() for p in PATHS}
+    bodies = {
+        p.split("?")[0]: urllib.request.urlopen(f"http://127.0.0.1:{api_port}{p}").read()
+        for p in PATHS
+    }
     plain_server(bodies, plain_port)
     time.sleep(0.5)
     rows = []
@@ -148,22 +157,22 @@ def main() -> None:
         simulation.stop()
         simulation.finish()
         ray.shutdown()
+    headers = [
+        "path",
+        "clients",
+        "Serve req/s",
+        "p50 ms",
+        "p99 ms",
+        "aiohttp req/s",
+        "aiohttp p99 ms",
+        "Serve/aiohttp",
+    ]
     print(f"machine: {machine()}; wrk, {args.seconds:.0f} s per cell, campus (25 meters)")
-    print(
-        table(
-            [
-                "path",
-                "clients",
-                "Serve req/s",
-                "p50 ms",
-                "p99 ms",
-                "aiohttp req/s",
-                "aiohttp p99 ms",
-                "Serve/aiohttp",
-            ],
-            rows,
-        )
-    )
+    print(table(headers, rows))
+    if args.json:
+        figures = {"machine": machine(), "seconds_per_cell": args.seconds}
+        figures["rows"] = [dict(zip(headers, row, strict=True)) for row in rows]
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

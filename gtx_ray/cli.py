@@ -405,6 +405,13 @@ def run(settings: Settings) -> int:
         log.info("%s received: stopping the clock and flushing", signal.Signals(signum).name)
         stop_requested.set()
 
+    if settings.api_enabled:  # before minutes of start-up, not after
+        from gtx_ray.serve.http_server import PortUnavailable, bind_listening_socket
+
+        try:
+            bind_listening_socket(settings.api_host, settings.api_port).close()
+        except PortUnavailable as exc:
+            raise ConfigError(f"REST API: {exc} (set another with --api-port / API_PORT)") from None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     started_ray = False
     services = Services()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -59,6 +60,18 @@ def test_bad_flags_and_variables_exit_2_with_one_clear_line(args, env, names):
     assert len(lines) == 1, result.stderr
     assert names in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_busy_api_port_exits_2_before_anything_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = gtx("--api-port", str(port), "--data-dir", str(tmp_path), "--address", "local")
+    assert result.returncode == 2, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "API_PORT" in result.stderr
+    assert "Traceback" not in result.stderr and "started" not in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing simulated, nothing written
 
 
 def test_malformed_config_file_exits_2_naming_the_meter(tmp_path):
