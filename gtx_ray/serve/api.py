@@ -9,6 +9,7 @@ with the port chosen by us instead of from Serve's 30000–31000 range. Serve's 
 disabled, so the API does not care whether or where another Serve application runs its proxy.
 """
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -23,6 +24,7 @@ from gtx_ray.runtime import influx_config
 from gtx_ray.serve.app import ApiContext, FastReads, build_app
 from gtx_ray.serve.http_server import PortUnavailable, ThreadedHttpServer, bind_listening_socket
 from gtx_ray.serve.live import LiveView
+from gtx_ray.serve.request_metrics import RequestCounter
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,13 @@ class RestApi:
             meter_actors=meter_actors,
             influx=influx,
         )
+        counter = RequestCounter()
+
+        async def background() -> None:
+            await asyncio.gather(live.run(), counter.run())
+
         self._server = ThreadedHttpServer(
-            FastReads(build_app(ctx), live), host, port, background=live.run
+            FastReads(build_app(ctx), live, counter), host, port, background=background
         )
 
     def check_health(self) -> None:
@@ -117,11 +124,23 @@ def start_rest_api(
     try:
         serve.run(deployment, name=app_name, route_prefix=None, blocking=False)
     except Exception as exc:  # the replica's constructor failed (e.g. the port was taken)
+        reason = _deployment_error(app_name) or str(exc)
         stop_rest_api(app_name)
-        raise ConfigError(f"REST API did not start on {host}:{port}: {exc}") from None
+        raise ConfigError(f"REST API did not start on {host}:{port}: {reason}") from None
     _wait_listening(app_name, host, port)
     log.info("REST API on http://%s:%d (docs at /docs)", host, port)
     return app_name
+
+
+def _deployment_error(app_name: str) -> str | None:
+    """The last line of the failed deployment's message (the constructor's exception)."""
+    try:
+        app = serve.status().applications[app_name]
+        message = app.deployments["RestApi"].message
+    except Exception:
+        return None
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def _wait_listening(app_name: str, host: str, port: int, timeout_s: float = 30.0) -> None:

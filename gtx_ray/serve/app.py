@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gtx_ray.serve import views
 from gtx_ray.serve.history import influx_history, meter_history
 from gtx_ray.serve.live import LiveView
+from gtx_ray.serve.request_metrics import RequestCounter
 
 log = logging.getLogger(__name__)
 
@@ -399,11 +400,12 @@ class FastReads:
     """ASGI front that answers plain ``GET``s of the hot read endpoints (no query string) from
     the live view's pre-rendered bytes, with the same headers the FastAPI routes send (CORS
     included). Misses (unknown meter, no reading yet, paging) fall through to the app, which
-    produces the proper error or page."""
+    produces the proper error or page. Every answer is counted in ``counter``."""
 
-    def __init__(self, app: Any, live: LiveView) -> None:
+    def __init__(self, app: Any, live: LiveView, counter: RequestCounter) -> None:
         self.app = app
         self.live = live
+        self.counter = counter
 
     def _body(self, path: str) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
         live = self.live
@@ -436,5 +438,20 @@ class FastReads:
                     headers.append((b"access-control-expose-headers", b"X-Total-Count"))
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
+                self.counter.record(scope["path"], 200)
                 return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # unless the app starts a response
+
+        async def counting_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            self.counter.record(scope["path"], status)

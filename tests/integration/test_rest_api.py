@@ -80,7 +80,12 @@ def running(ray_runtime, tmp_path_factory):
     simulation = start_simulation(settings)
     ray.get(simulation.clock.pause.remote())
     port = _free_port()
-    app_name = start_rest_api(simulation, "127.0.0.1", port, TOKEN)
+    try:
+        app_name = start_rest_api(simulation, "127.0.0.1", port, TOKEN)
+    except BaseException:  # leave no simulation behind for the next module
+        simulation.stop()
+        simulation.finish()
+        raise
     api = Api(port)
     yield simulation, api, settings
     stop_rest_api(app_name)
@@ -385,3 +390,26 @@ def test_speed_change_and_stop(running):
     time.sleep(1.2)
     status, health = api.json("/health")
     assert status == 503 and "finished" in health["reason"]
+
+
+def test_requests_are_counted_as_ray_metrics(running):
+    _, api, _ = running
+    for path in ("/api/readings", "/api/campus/summary", "/api/meters/NOT_A_METER/reading"):
+        api.request(path)
+    port = ray.nodes()[0]["MetricsExportPort"]
+    wanted = (
+        ('route="readings"', 'status="2xx"'),
+        ('route="meter_reading"', 'status="4xx"'),
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            lines = [
+                line
+                for line in response.read().decode().splitlines()
+                if line.startswith("ray_gtx_api_requests") or line.startswith("gtx_api_requests")
+            ]
+        if all(any(a in line and b in line for line in lines) for a, b in wanted):
+            break
+        assert time.monotonic() < deadline, lines
+        time.sleep(1)
