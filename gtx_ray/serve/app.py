@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gtx_ray.serve import views
 from gtx_ray.serve.history import influx_history, meter_history
-from gtx_ray.serve.live import LiveView
+from gtx_ray.serve.live import Frame, LiveView
 from gtx_ray.serve.request_metrics import RequestCounter
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
         allow_origins=["*"],
         allow_methods=["GET", "POST", "PUT", "DELETE"],
         allow_headers=["*"],
-        expose_headers=["X-Total-Count"],
+        expose_headers=["X-Total-Count", "ETag"],
     )
     _install_error_handlers(app)
     _add_live_routes(app, live)
@@ -160,7 +160,7 @@ def _add_live_routes(app: FastAPI, live: LiveView) -> None:
         body = {
             "status": "healthy",
             "timestamp": views.rfc3339(time.time()),
-            "meters_active": live.latest.num_rows,
+            "meters_active": live.frame.latest.num_rows,
             "campus": live.campus_name,
             "simulated_time": views.rfc3339(live.storage.get("stored_until_s")),
             "rows_stored": live.storage.get("rows_stored", 0),
@@ -177,7 +177,7 @@ def _add_live_routes(app: FastAPI, live: LiveView) -> None:
     async def meters() -> Response:
         """Every meter: building, floor, type, phases, capacity (kW), PV (kWp), battery (kWh)."""
         await live.ensure_fresh()
-        return Response(live.meters_json(), media_type="application/json")
+        return Response(live.meters_json(live.frame), media_type="application/json")
 
     @app.get("/api/readings", responses=ERRORS)
     async def readings(
@@ -186,10 +186,11 @@ def _add_live_routes(app: FastAPI, live: LiveView) -> None:
     ) -> Response:
         """The latest reading of every meter (``[]`` before the first interval), paged."""
         await live.ensure_fresh()
-        rows = live.readings
+        frame = live.frame
+        rows = frame.readings
         headers = {"X-Total-Count": str(len(rows))}
         if offset == 0 and limit >= len(rows):
-            return Response(live.readings_json, media_type="application/json", headers=headers)
+            return Response(frame.readings_json, media_type="application/json", headers=headers)
         return JSONResponse(rows[offset : offset + limit], headers=headers)
 
     @app.get("/api/meters/{meter_id}/reading", responses=ERRORS)
@@ -198,7 +199,7 @@ def _add_live_routes(app: FastAPI, live: LiveView) -> None:
         await live.ensure_fresh()
         if meter_id not in live.index:
             return error(404, f"unknown meter {meter_id!r}")
-        body = live.meter_json(meter_id)
+        body = live.meter_json(live.frame, meter_id)
         if body is None:
             return error(503, f"no reading from {meter_id} yet")
         return Response(body, media_type="application/json")
@@ -207,9 +208,10 @@ def _add_live_routes(app: FastAPI, live: LiveView) -> None:
     async def campus_summary() -> Response:
         """Campus totals (kW) over the latest reading of every meter, with per-building totals."""
         await live.ensure_fresh()
-        if live.summary is None:
+        frame = live.frame
+        if frame.summary is None:
             return error(503, "no readings yet: the first interval has not completed")
-        return Response(live.summary_json, media_type="application/json")
+        return Response(frame.summary_json, media_type="application/json")
 
 
 def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
@@ -399,46 +401,37 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
 class FastReads:
     """ASGI front that answers plain ``GET``s of the hot read endpoints (no query string) from
     the live view's pre-rendered bytes, with the same headers the FastAPI routes send (CORS
-    included). Misses (unknown meter, no reading yet, paging) fall through to the app, which
-    produces the proper error or page. Every answer is counted in ``counter``."""
+    included) plus an ``ETag``: a poller that sends ``If-None-Match`` gets a bodiless 304 until a
+    new interval arrives. Misses (unknown meter, no reading yet, paging) fall through to the app,
+    which produces the proper error or page. Every answer is counted in ``counter``."""
 
     def __init__(self, app: Any, live: LiveView, counter: RequestCounter) -> None:
         self.app = app
         self.live = live
         self.counter = counter
 
-    def _body(self, path: str) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+    def _body(self, path: str, frame: Frame) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
         live = self.live
         if path == "/api/readings":
-            count = str(len(live.readings)).encode()
-            return live.readings_json, [(b"x-total-count", count)]
+            count = str(len(frame.readings)).encode()
+            return frame.readings_json, [(b"x-total-count", count)]
         if path == "/api/campus/summary":
-            return (live.summary_json, []) if live.summary is not None else None
+            return (frame.summary_json, []) if frame.summary is not None else None
         if path == "/api/meters":
-            return live.meters_json(), []
+            return live.meters_json(frame), []
         if path.startswith("/api/meters/") and path.endswith("/reading"):
             meter_id = path[len("/api/meters/") : -len("/reading")]
-            body = live.meter_json(meter_id) if meter_id in live.index else None
+            body = live.meter_json(frame, meter_id) if meter_id in live.index else None
             return (body, []) if body is not None else None
         return None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
             await self.live.ensure_fresh()
-            found = self._body(scope["path"])
+            frame = self.live.frame
+            found = self._body(scope["path"], frame)
             if found is not None:
-                body, extra = found
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *extra,
-                ]
-                if any(name == b"origin" for name, _ in scope["headers"]):
-                    headers.append((b"access-control-allow-origin", b"*"))
-                    headers.append((b"access-control-expose-headers", b"X-Total-Count"))
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                self.counter.record(scope["path"], 200)
+                await self._answer(scope, send, frame, *found)
                 return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -455,3 +448,34 @@ class FastReads:
             await self.app(scope, receive, counting_send)
         finally:
             self.counter.record(scope["path"], status)
+
+    async def _answer(
+        self,
+        scope: dict,
+        send: Any,
+        frame: Frame,
+        body: bytes,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        request_headers = dict(scope["headers"])
+        headers = [(b"etag", frame.etag), (b"cache-control", b"no-cache"), *extra]
+        if b"origin" in request_headers:
+            headers.append((b"access-control-allow-origin", b"*"))
+            headers.append((b"access-control-expose-headers", b"X-Total-Count, ETag"))
+        if _etag_matches(request_headers.get(b"if-none-match"), frame.etag):
+            status, body = 304, b""
+        else:
+            status = 200
+            headers.append((b"content-type", b"application/json"))
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.counter.record(scope["path"], status)
+
+
+def _etag_matches(if_none_match: bytes | None, etag: bytes) -> bool:
+    """RFC 9110 §13.1.2: weak comparison against a list of tags, or ``*``."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")]
+    return b"*" in tags or etag in tags

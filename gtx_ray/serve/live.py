@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -34,6 +36,22 @@ RENDER_IN_THREAD_ROWS = 2_000  # render bigger fleets off the event loop
 RENDER_DUTY_FACTOR = 10.0
 
 
+@dataclass
+class Frame:
+    """Everything rendered from one latest-readings table. Frames are replaced whole (one
+    attribute assignment on the event loop), so a request never mixes two intervals."""
+
+    latest: pa.Table
+    readings: list[dict]
+    readings_by_meter: dict[str, dict]
+    readings_json: bytes
+    summary: dict | None
+    summary_json: bytes
+    etag: bytes  # one opaque validator for every representation rendered from this frame
+    meter_json: dict[str, bytes] = field(default_factory=dict)  # filled lazily
+    meters_json: bytes = b""  # filled lazily
+
+
 class LiveView:
     """The latest readings, summary, storage and clock status of one simulation."""
 
@@ -45,20 +63,14 @@ class LiveView:
         self.phases = {m: int(p) for m, p in zip(meters.meter_id, meters.phases, strict=True)}
         self.index = {m: i for i, m in enumerate(meters.meter_id)}
         self._lock = asyncio.Lock()
+        self._boot = secrets.token_hex(4)  # ETags of a restarted replica never collide
+        self._generation = 0
         self.taken_at = 0.0  # time.monotonic() of the last refresh
-        self.latest = pa.table({})
-        self._latest_interval_s: int | None = None  # the interval the readings are from
+        self._latest_interval_s: int | None = None  # the interval the frame is from
         self._next_render_at = 0.0
-        self.readings: list[dict] = []
-        self.readings_by_meter: dict[str, dict] = {}
-        self.readings_json = b"[]"
-        self.summary: dict | None = None
-        self.summary_json = b""
+        self.frame = self._render(pa.table({}))
         self.storage: dict = {}
         self.clock_status: dict = {}
-        self._meters_json = b""
-        self._meter_json: dict[str, bytes] = {}
-        self._rendered_for: int | None = None  # interval the lazy renderings belong to
 
     async def refresh(self) -> None:
         """Fetch the aggregator's snapshot and the clock's status (one refresh at a time)."""
@@ -76,27 +88,28 @@ class LiveView:
             if latest is not None:
                 started = time.monotonic()
                 if latest.num_rows > RENDER_IN_THREAD_ROWS:
-                    await asyncio.to_thread(self._render, latest)
+                    self.frame = await asyncio.to_thread(self._render, latest)
                 else:
-                    self._render(latest)
+                    self.frame = self._render(latest)
                 finished = time.monotonic()
                 self._next_render_at = finished + RENDER_DUTY_FACTOR * (finished - started)
                 self._latest_interval_s = storage.get("latest_interval_s")
             self.storage, self.clock_status = storage, clock
             self.taken_at = time.monotonic()
 
-    def _render(self, latest: pa.Table) -> None:
-        readings = views.reading_dicts(latest, self.phases)
-        summary = (
-            views.campus_summary(self.campus_name, self.meters, latest) if latest.num_rows else None
+    def _render(self, latest: pa.Table) -> Frame:
+        readings = views.reading_dicts(latest, self.phases) if latest.num_columns else []
+        summary = views.campus_summary(self.campus_name, self.meters, latest) if readings else None
+        self._generation += 1
+        return Frame(
+            latest=latest,
+            readings=readings,
+            readings_by_meter={r["meter_id"]: r for r in readings},
+            readings_json=json.dumps(readings).encode(),
+            summary=summary,
+            summary_json=json.dumps(summary).encode() if summary else b"",
+            etag=f'"{self._boot}-{self._generation}"'.encode(),
         )
-        readings_json = json.dumps(readings).encode()
-        summary_json = json.dumps(summary).encode() if summary else b""
-        # swap everything at once so a request never mixes two intervals
-        self.latest, self.readings, self.summary = latest, readings, summary
-        self.readings_by_meter = {r["meter_id"]: r for r in readings}
-        self.readings_json, self.summary_json = readings_json, summary_json
-        self._meter_json = {}
 
     async def ensure_fresh(self) -> None:
         """Refresh now if the background refresher has not kept the view younger than
@@ -136,20 +149,19 @@ class LiveView:
             return "the clock is not running"
         return None
 
-    def meters_json(self) -> bytes:
-        """``GET /api/meters``, rendered on demand once per interval (it carries battery levels)."""
-        if self._rendered_for != self._latest_interval_s or not self._meters_json:
-            levels = {r["meter_id"]: r["battery_level"] for r in self.readings}
-            self._meters_json = json.dumps(views.meter_list(self.meters, levels)).encode()
-            self._rendered_for = self._latest_interval_s
-        return self._meters_json
+    def meters_json(self, frame: Frame) -> bytes:
+        """``GET /api/meters`` for ``frame``, rendered on first use (it carries battery levels)."""
+        if not frame.meters_json:
+            levels = {r["meter_id"]: r["battery_level"] for r in frame.readings}
+            frame.meters_json = json.dumps(views.meter_list(self.meters, levels)).encode()
+        return frame.meters_json
 
-    def meter_json(self, meter_id: str) -> bytes | None:
-        """One meter's latest reading as JSON, or None when it has none yet."""
-        body = self._meter_json.get(meter_id)
+    def meter_json(self, frame: Frame, meter_id: str) -> bytes | None:
+        """One meter's latest reading in ``frame`` as JSON, or None when it has none yet."""
+        body = frame.meter_json.get(meter_id)
         if body is None:
-            reading = self.readings_by_meter.get(meter_id)
+            reading = frame.readings_by_meter.get(meter_id)
             if reading is None:
                 return None
-            body = self._meter_json[meter_id] = json.dumps(reading).encode()
+            body = frame.meter_json[meter_id] = json.dumps(reading).encode()
         return body

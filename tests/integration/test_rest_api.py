@@ -38,8 +38,14 @@ class Api:
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
 
-    def request(self, path: str, body: dict | None = None, token: str | None = None):
-        headers = {"Content-Type": "application/json"}
+    def request(
+        self,
+        path: str,
+        body: dict | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = json.dumps(body).encode() if body is not None else None
@@ -232,6 +238,33 @@ def test_values_match_storage_and_summary_adds_up(running):
     assert api.json("/api/meters?via=routes") == api.json("/api/meters")
     meter = readings[3]["meter_id"]
     assert api.json(f"/api/meters/{meter}/reading?via=routes") == (200, readings[3])
+    api.control(action="resume")
+
+
+def test_pollers_get_304_until_a_new_interval(running):
+    simulation, api, _ = running
+    _pause_and_settle(simulation, api)
+    for path in ("/api/campus/summary", "/api/readings", "/api/meters/AMI_METER_UTCC_022/reading"):
+        status, headers, first = api.request(path)
+        etag = headers["ETag"]
+        assert status == 200 and etag and headers["Cache-Control"] == "no-cache"
+        status, again, raw = api.request(path, headers={"If-None-Match": etag})
+        assert (status, raw, again["ETag"]) == (304, b"", etag), path
+        status, _, _ = api.request(path, headers={"If-None-Match": f'"other", W/{etag}'})
+        assert status == 304, path
+        status, _, raw = api.request(path, headers={"If-None-Match": '"other"'})
+        assert status == 200 and raw == first, path
+
+    status, headers, raw = api.request("/api/campus/summary")
+    etag, before = headers["ETag"], json.loads(raw)["timestamp"]
+    stored = simulation.status()["storage"]["rows_stored"]
+    api.control(action="resume")
+    _wait_stored(simulation, stored + 25 * 2)
+    api.control(action="pause")
+    time.sleep(1.2)
+    status, headers, raw = api.request("/api/campus/summary", headers={"If-None-Match": etag})
+    assert status == 200 and headers["ETag"] != etag
+    assert json.loads(raw)["timestamp"] > before
     api.control(action="resume")
 
 
