@@ -48,6 +48,7 @@ class RestApi:
         clock: Any,
         host: str,
         port: int,
+        app_name: str,
         admin_token: str | None = None,
         ieee2030_5: Any = None,
         meter_actors: list | None = None,
@@ -74,9 +75,18 @@ class RestApi:
         self._server = ThreadedHttpServer(
             FastReads(build_app(ctx), live, counter), host, port, background=background
         )
+        self._live, self._app_name, self._removing = live, app_name, False
 
     def check_health(self) -> None:
+        """Serve calls this every few seconds: a dead HTTP server fails it (Serve replaces the
+        replica). When the simulation's actors are dead for good (e.g. its driver was
+        SIGKILLed while joined to a long-lived cluster), the API removes itself and frees the
+        port instead of serving stale data forever."""
         self._server.check()
+        if self._live.gone is not None and not self._removing:
+            self._removing = True
+            log.warning("REST API %r: %s; removing it", self._app_name, self._live.gone)
+            serve.delete(self._app_name, _blocking=False)
 
     def __del__(self) -> None:
         server = getattr(self, "_server", None)
@@ -116,6 +126,7 @@ def start_rest_api(
         simulation.clock,
         host,
         port,
+        app_name,
         admin_token,
         ieee2030_5,
         simulation.meter_actors if meters_are_clients else None,

@@ -11,6 +11,8 @@ error is JSON: ``{"error": message, "status": code}``.
 import asyncio
 import ipaddress
 import logging
+import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +33,8 @@ from gtx_ray.serve.request_metrics import RequestCounter
 log = logging.getLogger(__name__)
 
 HISTORY_MAX_ROWS = 10_000
+EPOCH_SECONDS = re.compile(r"-?[0-9]{1,15}")
+LAST_EPOCH_S = 253_402_300_800  # 10000-01-01T00:00:00Z
 READINGS_MAX_PAGE = 10_000
 DESCRIPTION = (
     "Live readings and campus summaries from the gtx_ray smart meter simulator. Powers in kW, "
@@ -93,28 +97,37 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 def parse_time(name: str, value: str | None) -> int | None:
-    """RFC 3339 / ISO 8601 (UTC unless an offset is given) or epoch seconds."""
+    """RFC 3339 / ISO 8601 (UTC unless an offset is given) or epoch seconds, 1970–9999."""
     if value is None:
         return None
     text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise StarletteHTTPException(
-            422, f"{name}={value!r} is not an RFC 3339 time or epoch seconds"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    if EPOCH_SECONDS.fullmatch(text):
+        epoch_s = int(text)
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise StarletteHTTPException(
+                422, f"{name}={value!r} is not an RFC 3339 time or epoch seconds"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        epoch_s = int(moment.timestamp())
+    if not 0 <= epoch_s < LAST_EPOCH_S:
+        raise StarletteHTTPException(422, f"{name}={value!r} is outside 1970–9999")
+    return epoch_s
 
 
 def is_loopback(host: str | None) -> bool:
+    """Loopback, including IPv4 loopback seen through an IPv6 socket (``::ffff:127.0.0.1``)."""
     try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host) if host is not None else None
     except ValueError:
         return host == "localhost"
+    if address is None:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -293,8 +306,8 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
             return error(422, "give an action (pause, resume, stop) and/or a speed")
         if command.speed is not None:
             speed = None if command.speed == "max" else float(command.speed)
-            if speed is not None and not speed > 0:
-                return error(422, "speed must be > 0 or 'max'")
+            if speed is not None and not (math.isfinite(speed) and speed > 0):
+                return error(422, "speed must be a finite number > 0 or 'max'")
             await ctx.clock.set_speed.remote(speed)
         if command.action is not None:
             await getattr(ctx.clock, command.action).remote()
@@ -458,7 +471,12 @@ class FastReads:
         extra: list[tuple[bytes, bytes]],
     ) -> None:
         request_headers = dict(scope["headers"])
-        headers = [(b"etag", frame.etag), (b"cache-control", b"no-cache"), *extra]
+        headers = [
+            (b"etag", frame.etag),
+            (b"cache-control", b"no-cache"),
+            (b"vary", b"Origin"),  # as Starlette's CORS middleware: caches must key on it
+            *extra,
+        ]
         if b"origin" in request_headers:
             headers.append((b"access-control-allow-origin", b"*"))
             headers.append((b"access-control-expose-headers", b"X-Total-Count, ETag"))

@@ -75,6 +75,7 @@ class ThreadedHttpServer:
             app,
             http="httptools",
             lifespan="off",
+            log_config=None,  # uvicorn's default dictConfig would close Serve's log handlers
             access_log=False,
             log_level="warning",
             proxy_headers=False,  # the loopback check of operator endpoints uses the TCP peer

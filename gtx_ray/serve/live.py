@@ -5,7 +5,9 @@ clock's status, with the hot responses pre-rendered to JSON bytes. A background 
 every ``REFRESH_S`` with two remote calls (aggregator, clock); the readings travel and are
 re-rendered only when a newer interval has arrived. A request therefore costs no remote call, and
 answers are at most ``REFRESH_S`` plus one refresh old. A request that finds the view older than
-``MAX_AGE_S`` (the refresher is failing or has not run yet) refreshes it itself first.
+``MAX_AGE_S`` (the refresher has not run yet) refreshes it itself first. When the simulation cannot
+be reached, the last data keep being served and ``problem()`` says why (``/health`` answers 503);
+when its actors are dead for good, ``gone`` says so and the API removes itself.
 
 Rendering is cheap for the campus (~1 ms) but not for a 100,000-meter fleet (~2 s of CPU for
 68 MB of JSON), so readings are re-rendered at most once per ``RENDER_DUTY_FACTOR`` times the
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from ray.exceptions import ActorDiedError
 
 from gtx_ray.fleet import MeterArrays
 from gtx_ray.serve import views
@@ -34,6 +37,7 @@ REFRESH_S = 0.5
 MAX_AGE_S = 2.0
 RENDER_IN_THREAD_ROWS = 2_000  # render bigger fleets off the event loop
 RENDER_DUTY_FACTOR = 10.0
+REMOTE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -71,19 +75,28 @@ class LiveView:
         self.frame = self._render(pa.table({}))
         self.storage: dict = {}
         self.clock_status: dict = {}
+        self.refresh_error: str | None = None  # why the last refresh failed
+        self.gone: str | None = None  # set when the simulation's actors died for good
 
-    async def refresh(self) -> None:
-        """Fetch the aggregator's snapshot and the clock's status (one refresh at a time)."""
+    async def refresh(self, max_age_s: float | None = None) -> None:
+        """Fetch the aggregator's snapshot and the clock's status (one refresh at a time; with
+        ``max_age_s``, none if another refresh made the view younger than that meanwhile)."""
         async with self._lock:
+            if max_age_s is not None and time.monotonic() - self.taken_at < max_age_s:
+                return
             if time.monotonic() >= self._next_render_at:
-                (latest, storage), clock = await asyncio.gather(
-                    self._aggregator.snapshot.remote(self._latest_interval_s),
-                    self._clock.status.remote(),
+                (latest, storage), clock = await asyncio.wait_for(
+                    asyncio.gather(
+                        self._aggregator.snapshot.remote(self._latest_interval_s),
+                        self._clock.status.remote(),
+                    ),
+                    REMOTE_TIMEOUT_S,
                 )
             else:  # rendered too recently for this fleet's size: status only
                 latest = None
-                storage, clock = await asyncio.gather(
-                    self._aggregator.status.remote(), self._clock.status.remote()
+                storage, clock = await asyncio.wait_for(
+                    asyncio.gather(self._aggregator.status.remote(), self._clock.status.remote()),
+                    REMOTE_TIMEOUT_S,
                 )
             if latest is not None:
                 started = time.monotonic()
@@ -95,7 +108,20 @@ class LiveView:
                 self._next_render_at = finished + RENDER_DUTY_FACTOR * (finished - started)
                 self._latest_interval_s = storage.get("latest_interval_s")
             self.storage, self.clock_status = storage, clock
+            self.refresh_error = None
             self.taken_at = time.monotonic()
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.TimeoutError):
+            reason = f"no answer from the simulation's actors in {REMOTE_TIMEOUT_S:.0f} s"
+        else:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, ActorDiedError) and self.gone is None:
+            self.gone = reason
+            log.warning("the simulation's actors are gone: %s", reason)
+        elif self.refresh_error is None:
+            log.warning("REST API live view refresh failed: %s", reason)
+        self.refresh_error = reason
 
     def _render(self, latest: pa.Table) -> Frame:
         readings = views.reading_dicts(latest, self.phases) if latest.num_columns else []
@@ -113,29 +139,33 @@ class LiveView:
 
     async def ensure_fresh(self) -> None:
         """Refresh now if the background refresher has not kept the view younger than
-        MAX_AGE_S."""
-        if time.monotonic() - self.taken_at >= MAX_AGE_S:
-            await self.refresh()
+        MAX_AGE_S. While refreshes fail, serve the last data rather than make every request
+        wait for a timeout (the background task keeps trying)."""
+        if self.refresh_error is not None or time.monotonic() - self.taken_at < MAX_AGE_S:
+            return
+        try:
+            await self.refresh(max_age_s=MAX_AGE_S)
+        except Exception as exc:
+            self._failed(exc)
 
     async def run(self, period_s: float = REFRESH_S) -> None:
-        """Refresh forever (the server's background task); failures are logged, not fatal."""
-        failing = False
-        while True:
+        """Refresh forever (the server's background task); failures are recorded, not fatal."""
+        while self.gone is None:
+            failing = self.refresh_error is not None
             try:
                 await self.refresh()
                 if failing:
                     log.info("REST API live view refreshing again")
-                failing = False
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                if not failing:
-                    log.warning("REST API live view refresh failed: %s", exc)
-                failing = True
+                self._failed(exc)
             await asyncio.sleep(period_s)
 
     def problem(self) -> str | None:
-        """Why the simulation is not producing readings, or None."""
+        """Why the simulation is not producing readings (or cannot be seen), or None."""
+        if self.gone is not None:
+            return f"the simulation's actors are gone: {self.gone}"
+        if self.refresh_error is not None:
+            return f"the simulation cannot be reached: {self.refresh_error}"
         clock, storage = self.clock_status, self.storage
         if clock.get("error"):
             return f"clock stopped on an error: {clock['error']}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -370,3 +371,52 @@ def _check_meters_are_clients(base: str, certs, collector) -> None:
     assert status["registered_devices"] == 25
     assert status["readings_mirrored"] > 0
     assert status["clients"]["registered"] == 25
+
+
+def test_the_api_of_a_killed_driver_frees_its_port(ray_runtime, tmp_path):
+    """A run joined to a long-lived cluster and SIGKILLed leaves no REST API behind: its actors
+    die with the driver, and the API (a detached Serve app) notices and removes itself."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gtx_ray",
+            *("--meters", "4", "--interval", "60", "--speed", "600"),
+            *("--data-dir", str(tmp_path), "--namespace", "gtx_cli_sigkill"),
+            *("--address", ray_runtime.get_runtime_context().gcs_address),
+            *("--api-port", str(port), "--disable-influxdb", "--disable-ieee2030-5"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api/readings"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, "the run ended early"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if json.loads(response.read()):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the REST API never served readings"
+            time.sleep(0.5)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                pass
+        except urllib.error.HTTPError:
+            pass  # 503 once the API sees its simulation is unreachable
+        except OSError:
+            break  # refused: the port is free again
+        assert time.monotonic() < deadline, "the dead run's REST API still holds its port"
+        time.sleep(1)
