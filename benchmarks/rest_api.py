@@ -108,7 +108,7 @@ def main() -> None:
     connect_ray(settings)
     simulation = start_simulation(settings)
     api_port, plain_port = free_port(), free_port()
-    app_name = start_rest_api(simulation, "127.0.0.1", api_port, None)
+    app_name = start_rest_api(settings, simulation.layout, "127.0.0.1", api_port, None)
     deadline = time.monotonic() + 300
     while True:  # wait for the first readings
         try:

@@ -394,7 +394,7 @@ def run(settings: Settings) -> int:
     """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
     import ray  # here, not at the top: keeps --help and usage errors fast
 
-    from gtx_ray.runtime import connect_ray, start_simulation
+    from gtx_ray.runtime import connect_ray, plan_layout, start_simulation
 
     stop_requested = threading.Event()
 
@@ -405,13 +405,10 @@ def run(settings: Settings) -> int:
         log.info("%s received: stopping the clock and flushing", signal.Signals(signum).name)
         stop_requested.set()
 
-    if settings.api_enabled:  # before minutes of start-up, not after
-        from gtx_ray.serve.http_server import PortUnavailable, bind_listening_socket
+    if settings.api_enabled:  # before Ray starts, not after
+        from gtx_ray.serve.http_server import require_free_api_port
 
-        try:
-            bind_listening_socket(settings.api_host, settings.api_port).close()
-        except PortUnavailable as exc:
-            raise ConfigError(f"REST API: {exc} (set another with --api-port / API_PORT)") from None
+        require_free_api_port(settings.api_host, settings.api_port)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     started_ray = False
     services = Services()
@@ -425,19 +422,21 @@ def run(settings: Settings) -> int:
             if settings.ieee2030_5_server is None:
                 services.ieee2030_5 = start_ieee2030_5_server(settings)
             clients = client_plan(settings, services.ieee2030_5, len(meter_ids))
-        simulation = start_simulation(settings, clients)
-        services.simulation = simulation
-        if settings.api_enabled:
+        layout = plan_layout(settings)
+        if settings.api_enabled:  # first, while the machine is quiet: it answers "starting"
             from gtx_ray.serve.api import start_rest_api
 
             services.api = start_rest_api(
-                simulation,
+                settings,
+                layout,
                 settings.api_host,
                 settings.api_port,
                 settings.admin_token,
                 services.ieee2030_5,
                 clients is not None,
             )
+        simulation = start_simulation(settings, clients, layout)
+        services.simulation = simulation
         plan = simulation.plan
         log.info(
             "simulating %d meters from %s%s, %d s interval, speed %s; output %s",

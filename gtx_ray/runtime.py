@@ -121,6 +121,24 @@ def window_intervals(settings: Settings, largest_group: int) -> tuple[int, int]:
     return max(1, min(per_day, int(due_per_second))), fast
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a simulation will run before any actor exists: the fleet, its actor groups and
+    names, and the simulated span (the REST API can be deployed from this, ahead of the actors).
+    """
+
+    campus: CampusConfig
+    meters: MeterArrays
+    groups: list[range]
+    meter_actor_names: list[str]
+    start_s: int
+    end_s: int | None
+
+    @property
+    def actor_names(self) -> list[str]:
+        return ["clock", "aggregator", *self.meter_actor_names]
+
+
 @dataclass
 class Simulation:
     """A running simulation's handles."""
@@ -133,6 +151,7 @@ class Simulation:
     meter_actors: list
     aggregator: Any
     clock: Any
+    layout: Layout | None = None
     run_ref: Any = None
 
     @property
@@ -204,22 +223,35 @@ def _check_names_free(names: list[str], namespace: str) -> None:
         )
 
 
-def start_simulation(settings: Settings, clients: ClientPlan | None = None) -> Simulation:
-    """Create the actors and start the clock (Ray must be connected). ``clients``: make every
-    meter an IEEE 2030.5 client of that server."""
+def plan_layout(settings: Settings) -> Layout:
+    """The fleet, groups and span for ``settings`` (Ray must be connected: the group count
+    depends on the cluster's CPUs); refuses a namespace where a simulation already runs."""
     campus, meters, is_campus = build_fleet(settings)
     cpus = ray.cluster_resources().get("CPU", 1.0)
     groups = plan_groups(len(meters), settings.meters_per_actor, is_campus, cpus)
-    group_meters = [meters.take(slice(g.start, g.stop)) for g in groups]
-    names = ["clock", "aggregator"] + [actor_name(g) for g in group_meters]
-    _check_names_free(names, settings.namespace)
-
-    now = time.time()
-    start_s = settings.start_s if settings.start_s is not None else int(now)
+    names = [actor_name(meters.take(slice(g.start, g.stop))) for g in groups]
+    start_s = settings.start_s if settings.start_s is not None else int(time.time())
     start_s -= start_s % settings.interval_s
     end_s = None if settings.duration_s is None else start_s + settings.duration_s
     if end_s is not None and end_s - start_s < settings.interval_s:
         raise ConfigError(f"--duration must cover at least one interval ({settings.interval_s} s)")
+    layout = Layout(campus, meters, groups, names, start_s, end_s)
+    _check_names_free(layout.actor_names, settings.namespace)
+    return layout
+
+
+def start_simulation(
+    settings: Settings, clients: ClientPlan | None = None, layout: Layout | None = None
+) -> Simulation:
+    """Create the actors and start the clock (Ray must be connected). ``clients``: make every
+    meter an IEEE 2030.5 client of that server; ``layout``: from ``plan_layout`` (planned here
+    when not given)."""
+    if layout is None:
+        layout = plan_layout(settings)
+    else:
+        _check_names_free(layout.actor_names, settings.namespace)
+    campus, meters, groups = layout.campus, layout.meters, layout.groups
+    start_s, end_s = layout.start_s, layout.end_s
     paced_window, fast_window = window_intervals(settings, max(len(g) for g in groups))
     plan = ClockPlan(
         start_s=start_s,
@@ -231,20 +263,26 @@ def start_simulation(settings: Settings, clients: ClientPlan | None = None) -> S
         max_in_flight=settings.max_in_flight,
         rows_per_interval=len(meters),
     )
-    aggregator = AggregatorActor.options(name="aggregator").remote(
+    aggregator = AggregatorActor.options(name="aggregator", namespace=settings.namespace).remote(
         str(Path(settings.data_dir).resolve()),
         start_s,
         settings.interval_s,
         influx=influx_config(settings),
     )
     meter_actors = [
-        MeterActor.options(name=actor_name(m), scheduling_strategy="SPREAD").remote(
+        MeterActor.options(
+            name=name, namespace=settings.namespace, scheduling_strategy="SPREAD"
+        ).remote(
             campus, settings.meters, settings.seed, g.start, g.stop, settings.interval_s, clients
         )
-        for g, m in zip(groups, group_meters, strict=True)
+        for g, name in zip(groups, layout.meter_actor_names, strict=True)
     ]
-    clock = ClockActor.options(name="clock").remote(plan, meter_actors, aggregator)
-    simulation = Simulation(settings, campus, meters, groups, plan, meter_actors, aggregator, clock)
+    clock = ClockActor.options(name="clock", namespace=settings.namespace).remote(
+        plan, meter_actors, aggregator
+    )  # last
+    simulation = Simulation(
+        settings, campus, meters, groups, plan, meter_actors, aggregator, clock, layout
+    )
     simulation.run_ref = clock.run.remote()
     log.info(
         "started %d meters on %d meter actors, interval %d s, window %d intervals",

@@ -17,14 +17,15 @@ from typing import Any
 import ray
 from ray import serve
 
-from gtx_ray.actors.meter import fleet_group
 from gtx_ray.errors import ConfigError
-from gtx_ray.fleet import CampusConfig
-from gtx_ray.runtime import influx_config
+from gtx_ray.fleet import MeterArrays
+from gtx_ray.runtime import Layout, influx_config
 from gtx_ray.serve.app import ApiContext, FastReads, build_app
-from gtx_ray.serve.http_server import PortUnavailable, ThreadedHttpServer, bind_listening_socket
+from gtx_ray.serve.handles import SimulationHandles
+from gtx_ray.serve.http_server import ThreadedHttpServer, require_free_api_port
 from gtx_ray.serve.live import LiveView
 from gtx_ray.serve.request_metrics import RequestCounter
+from gtx_ray.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,31 +41,23 @@ class RestApi:
 
     def __init__(
         self,
-        campus: CampusConfig,
-        fleet_size: int | None,
-        seed: int,
+        meters: MeterArrays,
+        campus_name: str,
+        handles: SimulationHandles,
         data_dir: str,
-        aggregator: Any,
-        clock: Any,
         host: str,
         port: int,
         app_name: str,
         admin_token: str | None = None,
         ieee2030_5: Any = None,
-        meter_actors: list | None = None,
         influx: Any = None,
     ):
-        count = len(campus.meters) if fleet_size is None else fleet_size
-        live = LiveView(
-            fleet_group(campus, fleet_size, seed, 0, count), campus.site.name, aggregator, clock
-        )
+        live = LiveView(meters, campus_name, handles)
         ctx = ApiContext(
             live=live,
             data_dir=data_dir,
-            clock=clock,
             admin_token=admin_token or None,
             ieee2030_5=ieee2030_5,
-            meter_actors=meter_actors,
             influx=influx,
         )
         counter = RequestCounter()
@@ -95,41 +88,40 @@ class RestApi:
 
 
 def start_rest_api(
-    simulation: Any,
+    settings: Settings,
+    layout: Layout,
     host: str,
     port: int,
     admin_token: str | None,
     ieee2030_5: Any = None,
     meters_are_clients: bool = False,
 ) -> str:
-    """Serve the REST API for a started simulation (Ray must be connected). ``ieee2030_5``: the
-    handles of a running IEEE 2030.5 server, for its status endpoint; ``meters_are_clients``:
-    the meter actors run 2030.5 clients, for the clients endpoint. The replica runs on this
-    (the driver's) node, so host:port means this machine. Returns the Serve application's name
-    (the simulation's Ray namespace, so simulations in other namespaces keep their own API)."""
-    try:
-        bind_listening_socket(host, port).close()  # fail fast and clearly on a busy port
-    except PortUnavailable as exc:
-        raise ConfigError(f"REST API: {exc} (set another with --api-port / API_PORT)") from None
-    settings = simulation.settings
+    """Serve the REST API of the simulation ``settings`` and ``layout`` describe (Ray must be
+    connected). It may be deployed before the simulation's actors exist: it finds them by name
+    and answers 503 "starting" until then. ``ieee2030_5``: the handles of a running IEEE 2030.5
+    server, for its status endpoint; ``meters_are_clients``: the meter actors run 2030.5
+    clients, for the clients endpoint. The replica runs on this (the driver's) node, so
+    host:port means this machine. Returns the Serve application's name (the simulation's Ray
+    namespace, so simulations in other namespaces keep their own API)."""
+    require_free_api_port(host, port)
     app_name = settings.namespace
+    handles = SimulationHandles(
+        settings.namespace, layout.meter_actor_names if meters_are_clients else None
+    )
     serve.start(proxy_location="Disabled")
     node = f"node:{ray.util.get_node_ip_address()}"
     deployment = RestApi.options(
         ray_actor_options={"num_cpus": 0, "resources": {node: 0.001}}
     ).bind(
-        simulation.campus,
-        settings.meters,
-        settings.seed,
+        layout.meters,
+        layout.campus.site.name,
+        handles,
         str(settings.data_dir),
-        simulation.aggregator,
-        simulation.clock,
         host,
         port,
         app_name,
         admin_token,
         ieee2030_5,
-        simulation.meter_actors if meters_are_clients else None,
         influx_config(settings),
     )
     try:

@@ -47,13 +47,28 @@ DESCRIPTION = (
 class ApiContext:
     """What the routes need from one running simulation."""
 
-    live: LiveView
+    live: LiveView  # its ``handles`` reach the clock and (2030.5 clients) the meter actors
     data_dir: str
-    clock: Any
     admin_token: str | None = None
     ieee2030_5: Any = None  # handles of a running IEEE 2030.5 server
-    meter_actors: list | None = None  # set when the meters run IEEE 2030.5 clients
     influx: Any = None  # InfluxConfig when InfluxDB is the sink (history)
+
+    def clock(self) -> Any:
+        """The clock actor, or None while the simulation's actors are not created yet."""
+        handles = self.live.handles
+        return handles.clock if handles.resolve() else None
+
+    def meter_actors(self) -> list | None:
+        """The meter actors when they run IEEE 2030.5 clients (None otherwise or not yet)."""
+        handles = self.live.handles
+        return handles.meter_actors if handles.resolve() else None
+
+    def clients_pending(self) -> bool:
+        """The meters will run IEEE 2030.5 clients but their actors do not exist yet."""
+        return bool(self.live.handles.meter_actor_names) and self.meter_actors() is None
+
+
+STARTING = "the simulation is starting"
 
 
 class ErrorBody(BaseModel):
@@ -286,7 +301,10 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
     @app.get("/api/simulation")
     async def simulation() -> JSONResponse:
         """Clock state: simulated time, speed, paused, progress."""
-        clock = await ctx.clock.status.remote()
+        actor = ctx.clock()
+        if actor is None:
+            return error(503, STARTING)
+        clock = await actor.status.remote()
         return JSONResponse(
             {
                 **clock,
@@ -304,14 +322,19 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
             return refused
         if command.action is None and command.speed is None:
             return error(422, "give an action (pause, resume, stop) and/or a speed")
-        if command.speed is not None:
-            speed = None if command.speed == "max" else float(command.speed)
-            if speed is not None and not (math.isfinite(speed) and speed > 0):
+        speed = None
+        if command.speed is not None and command.speed != "max":
+            speed = float(command.speed)
+            if not (math.isfinite(speed) and speed > 0):
                 return error(422, "speed must be a finite number > 0 or 'max'")
-            await ctx.clock.set_speed.remote(speed)
+        actor = ctx.clock()
+        if actor is None:
+            return error(503, STARTING)
+        if command.speed is not None:
+            await actor.set_speed.remote(speed)
         if command.action is not None:
-            await getattr(ctx.clock, command.action).remote()
-        await ctx.live.refresh()  # the next read sees the new state
+            await getattr(actor, command.action).remote()
+        await ctx.live.refresh_now()  # the next read sees the new state
         return await simulation()
 
 
@@ -335,10 +358,9 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
 
         status = await status_ieee2030_5_async(ctx.ieee2030_5)
         clients = None
-        if ctx.meter_actors:
-            summaries = await asyncio.gather(
-                *[a.ieee2030_5_summary.remote() for a in ctx.meter_actors]
-            )
+        meter_actors = ctx.meter_actors()
+        if meter_actors:
+            summaries = await asyncio.gather(*[a.ieee2030_5_summary.remote() for a in meter_actors])
             clients = {key: sum(s[key] for s in summaries) for key in CLIENT_COUNTERS}
         return JSONResponse(
             {**status, "running": bool(status.get("listening")), "clients": clients}
@@ -351,9 +373,12 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
     ) -> JSONResponse:
         """One entry per meter's IEEE 2030.5 client: meter_id, LFDI, SFDI, EndDevice and
         MirrorUsagePoint hrefs, registered, last post time, posts ok/failed, readings dropped."""
-        if not ctx.meter_actors:
+        if ctx.clients_pending():
+            return error(503, STARTING)
+        meter_actors = ctx.meter_actors()
+        if not meter_actors:
             return JSONResponse([], headers={"X-Total-Count": "0"})
-        groups = await asyncio.gather(*[a.ieee2030_5_clients.remote() for a in ctx.meter_actors])
+        groups = await asyncio.gather(*[a.ieee2030_5_clients.remote() for a in meter_actors])
         rows = [row for group in groups for row in group]
         return JSONResponse(
             rows[offset : offset + limit], headers={"X-Total-Count": str(len(rows))}

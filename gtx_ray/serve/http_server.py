@@ -48,6 +48,16 @@ def bind_listening_socket(host: str, port: int, backlog: int = 2048) -> socket.s
     return sock
 
 
+def require_free_api_port(host: str, port: int) -> None:
+    """Fail fast, with a ConfigError naming the setting, when the API port cannot be bound."""
+    from gtx_ray.errors import ConfigError
+
+    try:
+        bind_listening_socket(host, port).close()
+    except PortUnavailable as exc:
+        raise ConfigError(f"REST API: {exc} (set another with --api-port / API_PORT)") from None
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop

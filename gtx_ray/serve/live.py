@@ -23,13 +23,13 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 from ray.exceptions import ActorDiedError
 
 from gtx_ray.fleet import MeterArrays
 from gtx_ray.serve import views
+from gtx_ray.serve.handles import SimulationHandles
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ MAX_AGE_S = 2.0
 RENDER_IN_THREAD_ROWS = 2_000  # render bigger fleets off the event loop
 RENDER_DUTY_FACTOR = 10.0
 REMOTE_TIMEOUT_S = 10.0
+
+
+class SimulationStarting(RuntimeError):
+    """The simulation's actors do not exist yet."""
 
 
 @dataclass
@@ -59,11 +63,10 @@ class Frame:
 class LiveView:
     """The latest readings, summary, storage and clock status of one simulation."""
 
-    def __init__(self, meters: MeterArrays, campus_name: str, aggregator: Any, clock: Any) -> None:
+    def __init__(self, meters: MeterArrays, campus_name: str, handles: SimulationHandles) -> None:
         self.meters = meters
         self.campus_name = campus_name
-        self._aggregator = aggregator
-        self._clock = clock
+        self.handles = handles
         self.phases = {m: int(p) for m, p in zip(meters.meter_id, meters.phases, strict=True)}
         self.index = {m: i for i, m in enumerate(meters.meter_id)}
         self._lock = asyncio.Lock()
@@ -84,18 +87,21 @@ class LiveView:
         async with self._lock:
             if max_age_s is not None and time.monotonic() - self.taken_at < max_age_s:
                 return
+            if not self.handles.resolve():
+                raise SimulationStarting("its actors are not created yet")
+            aggregator, clock_actor = self.handles.aggregator, self.handles.clock
             if time.monotonic() >= self._next_render_at:
                 (latest, storage), clock = await asyncio.wait_for(
                     asyncio.gather(
-                        self._aggregator.snapshot.remote(self._latest_interval_s),
-                        self._clock.status.remote(),
+                        aggregator.snapshot.remote(self._latest_interval_s),
+                        clock_actor.status.remote(),
                     ),
                     REMOTE_TIMEOUT_S,
                 )
             else:  # rendered too recently for this fleet's size: status only
                 latest = None
                 storage, clock = await asyncio.wait_for(
-                    asyncio.gather(self._aggregator.status.remote(), self._clock.status.remote()),
+                    asyncio.gather(aggregator.status.remote(), clock_actor.status.remote()),
                     REMOTE_TIMEOUT_S,
                 )
             if latest is not None:
@@ -119,7 +125,7 @@ class LiveView:
         if isinstance(exc, ActorDiedError) and self.gone is None:
             self.gone = reason
             log.warning("the simulation's actors are gone: %s", reason)
-        elif self.refresh_error is None:
+        elif self.refresh_error is None and self.taken_at:  # not just the start-up wait
             log.warning("REST API live view refresh failed: %s", reason)
         self.refresh_error = reason
 
@@ -148,6 +154,13 @@ class LiveView:
         except Exception as exc:
             self._failed(exc)
 
+    async def refresh_now(self) -> None:
+        """Refresh at once (after a control command); a failure is recorded, not raised."""
+        try:
+            await self.refresh()
+        except Exception as exc:
+            self._failed(exc)
+
     async def run(self, period_s: float = REFRESH_S) -> None:
         """Refresh forever (the server's background task); failures are recorded, not fatal."""
         while self.gone is None:
@@ -164,6 +177,9 @@ class LiveView:
         """Why the simulation is not producing readings (or cannot be seen), or None."""
         if self.gone is not None:
             return f"the simulation's actors are gone: {self.gone}"
+        if not self.taken_at:
+            detail = f" ({self.refresh_error})" if self.refresh_error else ""
+            return f"the simulation is starting{detail}"
         if self.refresh_error is not None:
             return f"the simulation cannot be reached: {self.refresh_error}"
         clock, storage = self.clock_status, self.storage

@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from gtx_ray.errors import ConfigError
-from gtx_ray.runtime import start_simulation
+from gtx_ray.runtime import plan_layout, start_simulation
 from gtx_ray.serve.api import start_rest_api, stop_rest_api
 from gtx_ray.serve.views import rfc3339
 from gtx_ray.settings import Settings
@@ -87,7 +87,7 @@ def running(ray_runtime, tmp_path_factory):
     ray.get(simulation.clock.pause.remote())
     port = _free_port()
     try:
-        app_name = start_rest_api(simulation, "127.0.0.1", port, TOKEN)
+        app_name = start_rest_api(simulation.settings, simulation.layout, "127.0.0.1", port, TOKEN)
     except BaseException:  # leave no simulation behind for the next module
         simulation.stop()
         simulation.finish()
@@ -355,7 +355,7 @@ def test_a_busy_port_is_a_clear_error(running):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*API_PORT"):
-            start_rest_api(simulation, "127.0.0.1", port, TOKEN)
+            start_rest_api(simulation.settings, simulation.layout, "127.0.0.1", port, TOKEN)
     assert api.json("/api/meters")[0] == 200  # the running API is untouched
 
 
@@ -457,3 +457,45 @@ def test_requests_are_counted_as_ray_metrics(running):
             break
         assert time.monotonic() < deadline, lines
         time.sleep(1)
+
+
+def test_the_api_answers_starting_until_the_actors_exist(ray_runtime, tmp_path):
+    """The CLI deploys the API before the simulation's actors: it must say so, not fail."""
+    settings = Settings(
+        config_file=CAMPUS_CONFIG,
+        meters=4,
+        meters_per_actor=4,
+        influxdb_enabled=False,
+        start_s=START,
+        interval_s=900,
+        speed=3600.0,
+        data_dir=tmp_path / "data",
+        namespace="gtx_api_starting",
+    )
+    layout = plan_layout(settings)
+    port = _free_port()
+    app_name = start_rest_api(settings, layout, "127.0.0.1", port, None)
+    api = Api(port)
+    try:
+        status, body = api.json("/health")
+        assert status == 503 and "starting" in body["reason"]
+        assert api.json("/api/readings") == (200, [])
+        status, body = api.json("/api/simulation")
+        assert status == 503 and "starting" in body["error"]
+        assert len(api.json("/api/meters")[1]) == 4
+
+        simulation = start_simulation(settings, layout=layout)
+        try:
+            deadline = time.monotonic() + 120
+            while len(api.json("/api/readings")[1]) < 4:
+                assert time.monotonic() < deadline, "the API never saw the simulation"
+                time.sleep(0.5)
+            status, health = api.json("/health")
+            assert status == 200 and health["meters_active"] == 4
+            status, clock = api.json("/api/simulation")
+            assert status == 200 and clock["running"] is True
+        finally:
+            simulation.stop()
+            simulation.finish()
+    finally:
+        stop_rest_api(app_name)
