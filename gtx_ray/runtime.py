@@ -263,23 +263,40 @@ def start_simulation(
         max_in_flight=settings.max_in_flight,
         rows_per_interval=len(meters),
     )
-    aggregator = AggregatorActor.options(name="aggregator", namespace=settings.namespace).remote(
-        str(Path(settings.data_dir).resolve()),
-        start_s,
-        settings.interval_s,
-        influx=influx_config(settings),
-    )
-    meter_actors = [
-        MeterActor.options(
-            name=name, namespace=settings.namespace, scheduling_strategy="SPREAD"
+    created: list = []  # a failure half way (e.g. a name taken meanwhile) leaves no actors
+    try:
+        aggregator = AggregatorActor.options(
+            name="aggregator", namespace=settings.namespace
         ).remote(
-            campus, settings.meters, settings.seed, g.start, g.stop, settings.interval_s, clients
+            str(Path(settings.data_dir).resolve()),
+            start_s,
+            settings.interval_s,
+            influx=influx_config(settings),
         )
-        for g, name in zip(groups, layout.meter_actor_names, strict=True)
-    ]
-    clock = ClockActor.options(name="clock", namespace=settings.namespace).remote(
-        plan, meter_actors, aggregator
-    )  # last
+        created.append(aggregator)
+        meter_actors = []
+        for g, name in zip(groups, layout.meter_actor_names, strict=True):
+            meter_actors.append(
+                MeterActor.options(
+                    name=name, namespace=settings.namespace, scheduling_strategy="SPREAD"
+                ).remote(
+                    campus,
+                    settings.meters,
+                    settings.seed,
+                    g.start,
+                    g.stop,
+                    settings.interval_s,
+                    clients,
+                )
+            )
+            created.append(meter_actors[-1])
+        clock = ClockActor.options(name="clock", namespace=settings.namespace).remote(
+            plan, meter_actors, aggregator
+        )  # last: the REST API takes the clock's existence to mean all actors exist
+    except BaseException:
+        for actor in created:
+            ray.kill(actor, no_restart=True)
+        raise
     simulation = Simulation(
         settings, campus, meters, groups, plan, meter_actors, aggregator, clock, layout
     )

@@ -23,11 +23,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
+from ray.exceptions import RayActorError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gtx_ray.serve import views
 from gtx_ray.serve.history import influx_history, meter_history
-from gtx_ray.serve.live import Frame, LiveView
+from gtx_ray.serve.live import REMOTE_TIMEOUT_S, Frame, LiveView
 from gtx_ray.serve.request_metrics import RequestCounter
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,13 @@ class ApiContext:
     influx: Any = None  # InfluxConfig when InfluxDB is the sink (history)
 
     def clock(self) -> Any:
-        """The clock actor, or None while the simulation's actors are not created yet."""
-        handles = self.live.handles
-        return handles.clock if handles.resolve() else None
+        """The clock actor, or None while the simulation's actors are not found yet (the live
+        view's background refresh looks them up, off the event loop)."""
+        return self.live.handles.clock
 
     def meter_actors(self) -> list | None:
         """The meter actors when they run IEEE 2030.5 clients (None otherwise or not yet)."""
-        handles = self.live.handles
-        return handles.meter_actors if handles.resolve() else None
+        return self.live.handles.meter_actors
 
     def clients_pending(self) -> bool:
         """The meters will run IEEE 2030.5 clients but their actors do not exist yet."""
@@ -304,7 +304,10 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
         actor = ctx.clock()
         if actor is None:
             return error(503, STARTING)
-        clock = await actor.status.remote()
+        try:
+            clock = await asyncio.wait_for(actor.status.remote(), REMOTE_TIMEOUT_S)
+        except (RayActorError, TimeoutError) as exc:
+            return error(503, f"the clock does not answer: {type(exc).__name__}")
         return JSONResponse(
             {
                 **clock,
@@ -330,10 +333,13 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
         actor = ctx.clock()
         if actor is None:
             return error(503, STARTING)
-        if command.speed is not None:
-            await actor.set_speed.remote(speed)
-        if command.action is not None:
-            await getattr(actor, command.action).remote()
+        try:
+            if command.speed is not None:
+                await asyncio.wait_for(actor.set_speed.remote(speed), REMOTE_TIMEOUT_S)
+            if command.action is not None:
+                await asyncio.wait_for(getattr(actor, command.action).remote(), REMOTE_TIMEOUT_S)
+        except (RayActorError, TimeoutError) as exc:
+            return error(503, f"the clock does not answer: {type(exc).__name__}")
         await ctx.live.refresh_now()  # the next read sees the new state
         return await simulation()
 

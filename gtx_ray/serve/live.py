@@ -38,10 +38,15 @@ MAX_AGE_S = 2.0
 RENDER_IN_THREAD_ROWS = 2_000  # render bigger fleets off the event loop
 RENDER_DUTY_FACTOR = 10.0
 REMOTE_TIMEOUT_S = 10.0
+STARTING_TIMEOUT_S = 300.0  # no clock by then: the run that deployed the API died starting
 
 
 class SimulationStarting(RuntimeError):
     """The simulation's actors do not exist yet."""
+
+
+class SimulationNeverStarted(RuntimeError):
+    """The simulation's actors did not appear in time: whoever deployed the API died."""
 
 
 @dataclass
@@ -70,6 +75,7 @@ class LiveView:
         self.phases = {m: int(p) for m, p in zip(meters.meter_id, meters.phases, strict=True)}
         self.index = {m: i for i, m in enumerate(meters.meter_id)}
         self._lock = asyncio.Lock()
+        self._created_at = time.monotonic()
         self._boot = secrets.token_hex(4)  # ETags of a restarted replica never collide
         self._generation = 0
         self.taken_at = 0.0  # time.monotonic() of the last refresh
@@ -87,7 +93,11 @@ class LiveView:
         async with self._lock:
             if max_age_s is not None and time.monotonic() - self.taken_at < max_age_s:
                 return
-            if not self.handles.resolve():
+            if not await asyncio.to_thread(self.handles.resolve):  # may block on the GCS
+                if time.monotonic() - self._created_at > STARTING_TIMEOUT_S:
+                    raise SimulationNeverStarted(
+                        f"its actors were not created within {STARTING_TIMEOUT_S:.0f} s"
+                    )
                 raise SimulationStarting("its actors are not created yet")
             aggregator, clock_actor = self.handles.aggregator, self.handles.clock
             if time.monotonic() >= self._next_render_at:
@@ -122,7 +132,7 @@ class LiveView:
             reason = f"no answer from the simulation's actors in {REMOTE_TIMEOUT_S:.0f} s"
         else:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if isinstance(exc, ActorDiedError) and self.gone is None:
+        if isinstance(exc, ActorDiedError | SimulationNeverStarted) and self.gone is None:
             self.gone = reason
             log.warning("the simulation's actors are gone: %s", reason)
         elif self.refresh_error is None and self.taken_at:  # not just the start-up wait
