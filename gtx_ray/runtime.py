@@ -191,6 +191,8 @@ class Simulation:
         clock = ray.get(self.clock.status.remote(), timeout=timeout_s)
         for actor in [self.clock, self.aggregator, *self.meter_actors]:
             ray.kill(actor, no_restart=True)
+        if self.layout is not None:  # Ray frees names asynchronously: let a next run reuse them
+            _wait_names_free(self.layout.actor_names, self.settings.namespace)
         if error is not None:
             raise error
         return {"clock": clock, "storage": storage}
@@ -209,6 +211,20 @@ def influx_config(settings: Settings):
         bucket=settings.influxdb_bucket,
         api=settings.influxdb_api,
     )
+
+
+def _wait_names_free(names: list[str], namespace: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    for name in names:
+        while True:
+            try:
+                ray.get_actor(name, namespace=namespace)
+            except ValueError:
+                break
+            if time.monotonic() > deadline:
+                log.warning("actor %r still holds its name after %.0f s", name, timeout_s)
+                return
+            time.sleep(0.05)
 
 
 def _check_names_free(names: list[str], namespace: str) -> None:

@@ -92,6 +92,9 @@ def test_packed_fleet_equals_one_process(ray_runtime, campus, tmp_path):
     assert len(simulation.meter_actors) == 4
     final = _finish(simulation)
     assert final["storage"]["rows_stored"] == 2000 * 96
+    for name in simulation.layout.actor_names:  # free at once: a next run may reuse them
+        with pytest.raises(ValueError):
+            ray_runtime.get_actor(name, namespace=settings.namespace)
 
     fleet = generate_fleet(campus, 2000, seed=7)
     expected, _ = run(MeterModel(fleet, campus, 7, 900), JAN_1_2025_BANGKOK, 96, 96)
