@@ -146,10 +146,18 @@ def read_int(el: etree._Element, name: str, lo: int, hi: int, required: bool = F
     text = _text(el, name, required)
     if text is None:
         return None
-    body = text[1:] if text[:1] in "+-" else text
-    if not body.isascii() or not body.isdigit():
+    sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
+    if not digits.isascii() or not digits.isdigit():
         raise XmlError(f"{local_name(el)}/{name}: {text[:40]!r} is not an integer")
-    value = int(text)
+    # Leading zeros are legal; past them, a number with more digits than the bounds cannot be in
+    # range, and converting it could hit Python's int-string limit (4,300 digits).
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > max(len(str(abs(lo))), len(str(abs(hi)))):
+        shown = f"{sign}{digits[:20]}… ({len(digits)} digits)"
+        raise XmlError(
+            f"{local_name(el)}/{name}: {shown} is outside {lo}..{hi}", REASON_INVALID_VALUES
+        )
+    value = int(sign + digits)
     if not lo <= value <= hi:
         raise XmlError(
             f"{local_name(el)}/{name}: {value} is outside {lo}..{hi}", REASON_INVALID_VALUES
@@ -172,6 +180,10 @@ def read_hex(el: etree._Element, name: str, nbytes: int, required: bool = False)
         return None
     if not all(c in _HEX for c in text):
         raise XmlError(f"{local_name(el)}/{name}: {text[:40]!r} is not hexBinary")
+    if len(text.lstrip("0")) > 2 * nbytes:
+        raise XmlError(
+            f"{local_name(el)}/{name}: longer than {nbytes} bytes", REASON_INVALID_VALUES
+        )
     value = int(text, 16)
     if value.bit_length() > 8 * nbytes:
         raise XmlError(

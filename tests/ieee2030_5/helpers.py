@@ -58,6 +58,7 @@ class Response:
     headers: dict[str, str]
     body: bytes
     doc: etree._Element | None = None
+    reason: str = ""
 
     def text(self, path: str) -> str | None:
         """Text of the first element at ``path`` (names without namespace, '/'-separated)."""
@@ -103,7 +104,8 @@ class Sep2Client:
             self.conn.request(method, path, body=body, headers=headers)
             raw = self.conn.getresponse()
         data = raw.read()
-        resp = Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
+        headers = {k.lower(): v for k, v in raw.getheaders()}
+        resp = Response(raw.status, headers, data, reason=raw.reason)
         if data:
             assert resp.headers.get("content-type", "").startswith(MEDIA_TYPE), resp.headers
             doc = etree.fromstring(data)

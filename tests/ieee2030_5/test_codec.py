@@ -79,11 +79,28 @@ def test_mirror_meter_reading_list_without_all_and_results():
             ),
             "outside",
         ),
+        (
+            mirror_usage_point_xml(
+                "01",
+                LFDI,
+                "<MirrorMeterReading><mRID>1</mRID><Reading><value>" + "7" * 5000 + "</value>"
+                "</Reading></MirrorMeterReading>",
+            ),
+            r"Reading/value: 7{20}… \(5000 digits\) is outside",
+        ),
     ],
 )
 def test_strict_where_it_matters(doc, needle):
     with pytest.raises(XmlError, match=needle):
         mirror_map.parse_mirror_usage_point(parse(doc))
+
+
+def test_leading_zeros_however_many():
+    doc = mirror_usage_point_xml("0" * 5000 + "1", LFDI).replace(
+        "<status>1<", "<status>" + "0" * 5000 + "1<"
+    )
+    mup = mirror_map.parse_mirror_usage_point(parse(doc))
+    assert (mup.mrid, mup.status) == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -45,16 +45,36 @@ class ServerStats:
 
 
 STATS = web.AppKey("stats", ServerStats)
+REASON_PHRASE_MAX = 200
+"""Longest HTTP reason phrase sent with an error, characters."""
 
 
-def _error_document(status: int, reason: int | None, headers: dict[str, str] | None = None):
+def _phrase(message: str | None) -> str | None:
+    """``message`` as an HTTP reason phrase (printable ASCII, one line, bounded), or None.
+
+    The Error document has only a reason code, so the phrase is where a client (and its log)
+    learns which field was wrong."""
+    if not message:
+        return None
+    text = "".join(c if " " <= c <= "~" else "?" for c in message)
+    return text[:REASON_PHRASE_MAX]
+
+
+def _error_document(
+    status: int,
+    reason: int | None,
+    headers: dict[str, str] | None = None,
+    message: str | None = None,
+):
+    phrase = _phrase(message)
     if reason is None:
-        return web.Response(status=status, headers=headers)
+        return web.Response(status=status, headers=headers, reason=phrase)
     return web.Response(
         status=status,
         body=render_error(reason),
         content_type="application/sep+xml",
         headers=headers,
+        reason=phrase,
     )
 
 
@@ -71,12 +91,13 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
         else:
             log.debug("%s %s → %d: %s", request.method, request.path, exc.status, exc.message)
         reason = exc.reason if exc.status == 400 else None
-        response = _error_document(exc.status, reason, headers)
+        message = exc.message if exc.status < 500 else None
+        response = _error_document(exc.status, reason, headers, message)
         if exc.status == 503:
             response.headers["Retry-After"] = "1"
     except XmlError as exc:
         log.debug("%s %s → 400: %s", request.method, request.path, exc)
-        response = _error_document(400, exc.reason)
+        response = _error_document(400, exc.reason, message=str(exc))
     except web.HTTPException as exc:
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         reason = REASON_RESOURCE_LIMIT if exc.status == 413 else None

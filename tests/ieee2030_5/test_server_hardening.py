@@ -1,0 +1,72 @@
+"""Hardening of the 2030.5 server over real mutual TLS: hostile integers, content types, who may
+be a client, XML declarations, per-device rates on mirrors. Every response body is validated
+against the official schema by the client (helpers.Sep2Client)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gtx_ray.ieee2030_5.codec import NS
+from tests.ieee2030_5.helpers import Q, mirror_usage_point_xml, reading_type_xml
+
+HUGE = "9" * 5000
+"""More digits than Python's int-string conversion limit (4,300)."""
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def _registered_mirror(c, mrid: str) -> str:
+    c.register()
+    mmr = f"<MirrorMeterReading><mRID>0A</mRID>{reading_type_xml()}</MirrorMeterReading>"
+    resp = c.post("/mup", mirror_usage_point_xml(mrid, c.identity.lfdi, mmr))
+    assert resp.status == 201, resp
+    return resp.headers["location"]
+
+
+def _reading(value: str = "1", start: str = str(T0), duration: str = "900") -> str:
+    return (
+        f'<MirrorMeterReading xmlns="{NS}"><mRID>0A</mRID><Reading><timePeriod>'
+        f"<duration>{duration}</duration><start>{start}</start></timePeriod>"
+        f"<value>{value}</value></Reading></MirrorMeterReading>"
+    )
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("sFDI", HUGE),
+        ("value", HUGE),
+        ("value", "-" + HUGE),
+        ("start", HUGE),
+        ("duration", "0" * 5000 + "4294967296"),
+        ("value", "140737488355329"),  # Int48 + 1
+        ("start", "9223372036854775808"),  # Int64 + 1
+        ("duration", "4294967296"),  # UInt32 + 1
+        ("sFDI", "1099511627776"),  # UInt40 + 1
+    ],
+)
+def test_out_of_range_integers_are_400_naming_the_field(field, value, client_for):
+    c = client_for("AMI_METER_UTCC_001")
+    if field == "sFDI":
+        resp = c.post("/edev", c.end_device_xml().replace(f">{c.identity.sfdi}<", f">{value}<"))
+    else:
+        mup = c.get("/mup")
+        if mup.doc.get("all") == "0":
+            href = _registered_mirror(c, "01" * 16)
+        else:
+            href = mup.all("MirrorUsagePoint")[0].get("href")
+        resp = c.post(href, _reading(**{field: value}))
+    assert resp.status == 400, (resp.status, resp.body[:200])
+    assert resp.doc is not None and resp.doc.tag == Q + "Error"
+    assert resp.text("reasonCode") in ("0", "1")
+    assert field in resp.reason, resp.reason
+    # The server keeps serving, on the same connection and a new one.
+    assert c.get("/dcap").status == 200
+    assert client_for("AMI_METER_UTCC_002").get("/tm").status == 200
+
+
+def test_leading_zeros_are_still_a_number(client_for):
+    c = client_for("AMI_METER_UTCC_003")
+    href = _registered_mirror(c, "03" * 16)
+    assert c.post(href, _reading(value="0" * 5000 + "42")).status == 201
+    upt = href.replace("/mup/", "/upt/")
+    assert c.get(f"{upt}/mr/1/r").text("value") == "42"
