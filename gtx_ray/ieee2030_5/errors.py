@@ -2,7 +2,8 @@
 
 Managers raise them; the dispatcher hands them back to the front as values (they cross the Ray
 boundary pickled), and the front answers with the status and, for 4xx with a body, an ``Error``
-document carrying ``reason`` (Error.reasonCode: 0 invalid format, 1 invalid values, 2 limit).
+document carrying ``reason`` (Error.reasonCode: 0 invalid format, 1 invalid values, 2 limit)
+for 400, 403 and 415; the message goes in the HTTP reason phrase.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ class LimitReached(ResourceError):
 
 
 class Forbidden(ResourceError):
-    """403: the caller's certificate may not do this (e.g. claims another device's LFDI)."""
+    """403: the caller's certificate may not do this (e.g. claims another device's LFDI, or is
+    not a device certificate); reason 1, invalid request values."""
 
     status = 403
+    reason = 1
 
 
 class NotFound(ResourceError):
@@ -55,6 +58,13 @@ class Conflict(ResourceError):
     """409: e.g. the LFDI is already registered (``location`` points at the existing one)."""
 
     status = 409
+
+
+class UnsupportedMediaType(ResourceError):
+    """415: the body is not declared as a 2030.5 document (reason 0, invalid request format)."""
+
+    status = 415
+    reason = 0
 
 
 class Unavailable(ResourceError):

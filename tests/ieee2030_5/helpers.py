@@ -92,10 +92,17 @@ class Sep2Client:
             self.host, self.port, context=self.context, timeout=10
         )
 
-    def request(self, method: str, path: str, body: bytes | str | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | None = None,
+        content_type: str | None = MEDIA_TYPE,
+    ) -> Response:
+        """``method path`` with ``body`` declared as ``content_type`` (None: no Content-Type)."""
         if isinstance(body, str):
             body = body.encode()
-        headers = {"Content-Type": MEDIA_TYPE} if body is not None else {}
+        headers = {"Content-Type": content_type} if body is not None and content_type else {}
         try:
             self.conn.request(method, path, body=body, headers=headers)
             raw = self.conn.getresponse()

@@ -70,3 +70,25 @@ def test_leading_zeros_are_still_a_number(client_for):
     assert c.post(href, _reading(value="0" * 5000 + "42")).status == 201
     upt = href.replace("/mup/", "/upt/")
     assert c.get(f"{upt}/mr/1/r").text("value") == "42"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "text/xml", "application/octet-stream", "application/json", "sep+xml"],
+)
+def test_bodies_not_declared_as_xml_are_415(content_type, client_for):
+    c = client_for("AMI_METER_UTCC_004")
+    resp = c.request("POST", "/edev", c.end_device_xml(), content_type=content_type)
+    assert resp.status == 415, (content_type, resp.status)
+    assert resp.doc is not None and resp.doc.tag == Q + "Error"
+    assert "application/sep+xml" in resp.reason
+    assert c.get("/edev").doc.get("all") == "0"  # nothing was registered
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/sep+xml", "Application/SEP+XML; charset=utf-8", "application/xml"]
+)
+def test_xml_media_types_are_accepted(content_type, client_for):
+    c = client_for("AMI_METER_UTCC_005")
+    resp = c.request("POST", "/edev", c.end_device_xml(), content_type=content_type)
+    assert resp.status in (201, 409), (content_type, resp.status)

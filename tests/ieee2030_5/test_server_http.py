@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from gtx_ray.ieee2030_5.codec import NS
+from gtx_ray.ieee2030_5.codec import MEDIA_TYPE, NS
 from gtx_ray.ieee2030_5.pki import device_credentials
 from gtx_ray.ieee2030_5.tls import client_context
 from tests.ieee2030_5.helpers import Q, mirror_usage_point_xml, reading_type_xml
@@ -346,7 +346,7 @@ def test_ten_megabyte_body_is_refused_and_server_keeps_serving(server, certs_dir
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
             data = chunks() if chunked else body
             try:
-                async with s.post(url, data=data) as r:
+                async with s.post(url, data=data, headers={"Content-Type": MEDIA_TYPE}) as r:
                     return r.status
             except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
                 return -1

@@ -1,9 +1,10 @@
 """The aiohttp application: the routes of every function set and the error middleware.
 
-Errors become statuses here, once: ResourceError → its status (409 with Location), XmlError →
-400 with an ``Error`` document, aiohttp's own 404/405/413/415 keep their status with an empty
-body (405 keeps its Allow header; 413 also closes the connection so an over-long upload stops),
-anything unexpected → 500 (logged). ``ServerStats`` counts responses by status.
+Errors become statuses here, once: ResourceError → its status (409 with Location; 400, 403 and
+415 with an ``Error`` document), XmlError → 400 with an ``Error`` document; the message is the
+HTTP reason phrase. aiohttp's own 404/405/413 keep their status (405 keeps its Allow header; 413
+has an Error body and closes the connection so an over-long upload stops), anything unexpected →
+500 (logged). ``ServerStats`` counts responses by status.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class ServerStats:
 
 
 STATS = web.AppKey("stats", ServerStats)
+WITH_BODY = frozenset({400, 403, 415})
+"""Statuses of a ResourceError answered with an ``Error`` document."""
 REASON_PHRASE_MAX = 200
 """Longest HTTP reason phrase sent with an error, characters."""
 
@@ -90,7 +93,7 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
             log.warning("%s %s → %d: %s", request.method, request.path, exc.status, exc.message)
         else:
             log.debug("%s %s → %d: %s", request.method, request.path, exc.status, exc.message)
-        reason = exc.reason if exc.status == 400 else None
+        reason = exc.reason if exc.status in WITH_BODY else None
         message = exc.message if exc.status < 500 else None
         response = _error_document(exc.status, reason, headers, message)
         if exc.status == 503:

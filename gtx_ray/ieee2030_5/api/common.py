@@ -12,21 +12,13 @@ from lxml import etree
 from gtx_ray.ieee2030_5.backend import Backend
 from gtx_ray.ieee2030_5.codec import MEDIA_TYPE, XmlError, parse_document
 from gtx_ray.ieee2030_5.dispatch import Op
-from gtx_ray.ieee2030_5.errors import Forbidden, ResourceError
+from gtx_ray.ieee2030_5.errors import Forbidden, ResourceError, UnsupportedMediaType
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.models import Created, Deleted, PageRequest, Updated
 
-REFUSED_TYPES = frozenset(
-    {
-        "application/json",
-        "application/sep-exi",
-        "application/exi",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    }
-)
-"""Request Content-Types answered 415. Any other (application/sep+xml, plain XML types, text/plain,
-none) is read as XML: real clients differ here, and the parser is strict anyway."""
+ACCEPTED_TYPES = frozenset({MEDIA_TYPE, "application/xml"})
+"""Request Content-Types read as a 2030.5 document (parameters such as charset are ignored).
+Anything else, or none, is answered 415: a body is only parsed when the client said it is XML."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +63,10 @@ async def read_document(request: web.Request) -> etree._Element:
     """The request body parsed safely; 413 when too large, 415 for a non-XML content type."""
     settings = request.app[SETTINGS]
     content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if content_type in REFUSED_TYPES:
-        raise web.HTTPUnsupportedMediaType(text=f"use {MEDIA_TYPE}")
+    if content_type not in ACCEPTED_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type[:60] or '(none)'} is not accepted: use {MEDIA_TYPE}"
+        )
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=length)
