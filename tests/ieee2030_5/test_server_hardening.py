@@ -92,3 +92,66 @@ def test_xml_media_types_are_accepted(content_type, client_for):
     c = client_for("AMI_METER_UTCC_005")
     resp = c.request("POST", "/edev", c.end_device_xml(), content_type=content_type)
     assert resp.status in (201, 409), (content_type, resp.status)
+
+
+def test_no_response_body_carries_an_xml_declaration(client_for):
+    """Every kind of document the server sends, success and error; the client asserts on each
+    body that it has no ``<?xml`` declaration and is schema-valid."""
+    c = client_for("AMI_METER_UTCC_006")
+    declared = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    edev = c.post("/edev", declared + c.end_device_xml())  # requests may carry one
+    assert edev.status == 201
+    edev_href = edev.headers["location"]
+    mup = c.post(
+        "/mup",
+        declared
+        + mirror_usage_point_xml(
+            "06" * 16,
+            c.identity.lfdi,
+            (f"<MirrorMeterReading><mRID>0A</mRID>{reading_type_xml()}</MirrorMeterReading>"),
+        ),
+    )
+    assert mup.status == 201
+    mup_href = mup.headers["location"]
+    reading_set = (
+        f'<MirrorMeterReadingList xmlns="{NS}"><MirrorMeterReading><mRID>0A</mRID>'
+        f"<MirrorReadingSet><mRID>0B</mRID><timePeriod><duration>900</duration><start>{T0}"
+        "</start></timePeriod><Reading><value>5</value></Reading></MirrorReadingSet>"
+        "</MirrorMeterReading></MirrorMeterReadingList>"
+    )
+    assert c.post(mup_href, reading_set).status == 201
+    assert c.post(mup_href, _reading()).status == 201
+    upt = mup_href.replace("/mup/", "/upt/")
+    bodies = 0
+    for path in (
+        "/dcap",
+        "/tm",
+        "/edev",
+        edev_href,
+        edev_href + "/rg",
+        edev_href + "/fsa",
+        edev_href + "/fsa/1",
+        "/mup",
+        mup_href,
+        "/upt",
+        upt,
+        upt + "/mr",
+        upt + "/mr/1",
+        upt + "/mr/1/rt",
+        upt + "/mr/1/r",
+        upt + "/mr/1/rs",
+        upt + "/mr/1/rs/1",
+        upt + "/mr/1/rs/1/r",
+        upt + "/mr/1/rs/1/r/0",
+    ):
+        resp = c.get(path)
+        assert resp.status == 200 and resp.doc is not None, path
+        bodies += 1
+    errors = (
+        c.post("/edev", "<EndDevice/>"),  # 400
+        c.post("/mup", mirror_usage_point_xml("07", "AB" * 20)),  # 403
+        c.request("POST", "/mup", "x", content_type="text/plain"),  # 415
+    )
+    assert [r.status for r in errors] == [400, 403, 415]
+    assert all(r.doc is not None for r in errors)
+    assert bodies == 19
