@@ -373,6 +373,48 @@ def hardware_serial(cert: x509.Certificate) -> str | None:
     return None
 
 
+DEVICE_POLICY_ARC = "1.3.6.1.4.1.40732.1."
+"""Certificate policies of 2030.5 device certificates are under this arc (.1.1 generic device)."""
+
+
+def device_certificate_problem(
+    cert: x509.Certificate, roots: Iterable[x509.Name] = ()
+) -> str | None:
+    """Why ``cert`` is not a 2030.5 device certificate issued by a MICA, or None when it is one.
+
+    A device certificate is an end entity (not a CA), carries a device policy (under
+    ``DEVICE_POLICY_ARC``) and a HardwareModuleName SubjectAltName, names no host (DNS or IP
+    SubjectAltNames are what a TLS server certificate such as ours carries) and is issued by an
+    intermediate, not directly by one of ``roots`` (the SERCA subjects). The chain itself is
+    verified by TLS before this is asked.
+    """
+    ext = cert.extensions
+    try:
+        if ext.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "a CA certificate is not a device certificate"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        policies = ext.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        policies = []
+    if not any(p.policy_identifier.dotted_string.startswith(DEVICE_POLICY_ARC) for p in policies):
+        return f"not a device certificate: no certificate policy under {DEVICE_POLICY_ARC[:-1]}"
+    try:
+        san = ext.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return "not a device certificate: no SubjectAltName with a HardwareModuleName"
+    if san.get_values_for_type(x509.DNSName) or san.get_values_for_type(x509.IPAddress):
+        return "a server certificate (it names hosts) is not a device certificate"
+    if not any(
+        o.type_id == OID_HARDWARE_MODULE_NAME for o in san.get_values_for_type(x509.OtherName)
+    ):
+        return "not a device certificate: no HardwareModuleName in its SubjectAltName"
+    if cert.issuer in set(roots):
+        return "not a device certificate from a MICA: it is issued by the root (SERCA) itself"
+    return None
+
+
 # --- files -----------------------------------------------------------------------------------
 
 

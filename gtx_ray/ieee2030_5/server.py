@@ -17,6 +17,7 @@ from gtx_ray.ieee2030_5.api.app import STATS, create_app
 from gtx_ray.ieee2030_5.api.common import ApiSettings
 from gtx_ray.ieee2030_5.backend import Backend
 from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.peers import PeerGate
 from gtx_ray.ieee2030_5.pki import CertsLayout
 from gtx_ray.ieee2030_5.tls import server_context
 
@@ -46,6 +47,7 @@ class Ieee2030_5Server:
         self.app = create_app(
             backend,
             ApiSettings(config.max_body_bytes, config.max_xml_depth, config.max_page),
+            PeerGate.from_files(layout.server_cert, layout.serca_cert),
         )
         self._runner: web.AppRunner | None = None
         self._server: asyncio.base_events.Server | None = None

@@ -182,3 +182,15 @@ def test_cli_errors_are_one_line_and_exit_2(argv, needle, capsys, tmp_path):
 def test_cli_help_exits_0(capsys):
     assert certs_main(["init", "--help"]) == 0
     assert "--server-name" in capsys.readouterr().out
+
+
+def test_only_device_certificates_pass_the_client_check(certs_dir, meter_ids):
+    layout = pki.CertsLayout(certs_dir)
+    serca = pki.load_first_certificate(layout.serca_cert.read_bytes())
+    for meter_id in meter_ids:
+        cert = pki.load_first_certificate(layout.device_cert(meter_id).read_bytes())
+        assert pki.device_certificate_problem(cert, [serca.subject]) is None, meter_id
+    server = pki.load_first_certificate(layout.server_cert.read_bytes())
+    assert "server certificate" in pki.device_certificate_problem(server, [serca.subject])
+    for ca in (serca, pki.load_first_certificate(layout.mica_cert.read_bytes())):
+        assert "CA certificate" in pki.device_certificate_problem(ca, [serca.subject])

@@ -4,10 +4,19 @@ against the official schema by the client (helpers.Sep2Client)."""
 
 from __future__ import annotations
 
-import pytest
+import ssl
+from pathlib import Path
 
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from gtx_ray.ieee2030_5 import pki
 from gtx_ray.ieee2030_5.codec import NS
-from tests.ieee2030_5.helpers import Q, mirror_usage_point_xml, reading_type_xml
+from gtx_ray.ieee2030_5.pki import device_credentials
+from gtx_ray.ieee2030_5.tls import client_context
+from tests.ieee2030_5.helpers import Q, Sep2Client, mirror_usage_point_xml, reading_type_xml
 
 HUGE = "9" * 5000
 """More digits than Python's int-string conversion limit (4,300)."""
@@ -155,3 +164,86 @@ def test_no_response_body_carries_an_xml_declaration(client_for):
     assert [r.status for r in errors] == [400, 403, 415]
     assert all(r.doc is not None for r in errors)
     assert bodies == 19
+
+
+def _pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _client_with(server, certs_dir, sep_schema, chain: Path, key: Path) -> Sep2Client:
+    layout = pki.CertsLayout(certs_dir)
+    ctx = client_context(layout.serca_cert, chain, key)
+    return Sep2Client(server.port, certs_dir, "AMI_METER_UTCC_007", sep_schema, context=ctx)
+
+
+def _odd_certificates(certs_dir, tmp_path) -> dict[str, tuple[Path, Path]]:
+    """Certificates that chain to the SERCA but are not device certificates from a MICA."""
+    layout = pki.CertsLayout(certs_dir)
+    serca = pki.load_first_certificate(layout.serca_cert.read_bytes())
+    serca_key = serialization.load_pem_private_key(layout.serca_key.read_bytes(), None)
+    mica = pki.load_first_certificate(layout.mica_cert.read_bytes())
+    mica_key = serialization.load_pem_private_key(layout.mica_key.read_bytes(), None)
+    out = {"server": (layout.server_cert, layout.server_key)}
+    key = pki.new_key()
+    direct = pki.make_device_cert(serca, serca_key, key, "from-the-root")
+    out["device cert signed by the SERCA"] = (tmp_path / "direct.pem", tmp_path / "direct.key")
+    out["device cert signed by the SERCA"][0].write_bytes(_pem(direct) + _pem(serca))
+    out["device cert signed by the SERCA"][1].write_bytes(_key_pem(key))
+    # A MICA-issued leaf without the device policy and HardwareModuleName (e.g. a web cert).
+    key = pki.new_key()
+    plain = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plain")]))
+        .issuer_name(mica.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(pki.NOT_BEFORE)
+        .not_valid_after(pki.NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(mica_key, hashes.SHA256())
+    )
+    out["no device policy"] = (tmp_path / "plain.pem", tmp_path / "plain.key")
+    out["no device policy"][0].write_bytes(_pem(plain) + _pem(mica))
+    out["no device policy"][1].write_bytes(_key_pem(key))
+    return out
+
+
+@pytest.mark.parametrize("which", ["server", "device cert signed by the SERCA", "no device policy"])
+def test_only_device_certificates_are_clients(which, server, certs_dir, sep_schema, tmp_path):
+    chain, key = _odd_certificates(certs_dir, tmp_path)[which]
+    c = _client_with(server, certs_dir, sep_schema, chain, key)
+    try:
+        for method, path, body in (
+            ("GET", "/dcap", None),
+            ("GET", "/edev", None),
+            ("POST", "/edev", c.end_device_xml()),
+        ):
+            try:
+                resp = c.request(method, path, body)
+            except ssl.SSLError:
+                continue  # refused at the handshake is fine too
+            assert resp.status == 403, (which, path, resp.status)
+            assert resp.doc is not None and resp.doc.tag == Q + "Error"
+            assert "device certificate" in resp.reason, resp.reason
+    finally:
+        c.close()
+    # A real device certificate still works.
+    assert (
+        _client_with(
+            server,
+            certs_dir,
+            sep_schema,
+            *(lambda cr: (cr.cert_chain, cr.key))(
+                device_credentials(certs_dir, "AMI_METER_UTCC_007")
+            ),
+        )
+        .get("/dcap")
+        .status
+        == 200
+    )

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from gtx_ray.ieee2030_5.api import dcap, edev, metering, mirror
-from gtx_ray.ieee2030_5.api.common import BACKEND, SETTINGS, ApiSettings
+from gtx_ray.ieee2030_5.api.common import BACKEND, PEERS, SETTINGS, ApiSettings
 from gtx_ray.ieee2030_5.backend import Backend
 from gtx_ray.ieee2030_5.codec import REASON_RESOURCE_LIMIT, XmlError
 from gtx_ray.ieee2030_5.errors import ResourceError
 from gtx_ray.ieee2030_5.mappers.common import render_error
+from gtx_ray.ieee2030_5.peers import PeerGate
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,13 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
-def create_app(backend: Backend, settings: ApiSettings) -> web.Application:
-    """The 2030.5 application over ``backend``; ``settings`` bounds bodies, depth and pages."""
+def create_app(backend: Backend, settings: ApiSettings, peers: PeerGate) -> web.Application:
+    """The 2030.5 application over ``backend``; ``settings`` bounds bodies, depth and pages;
+    ``peers`` decides which client certificates are devices."""
     app = web.Application(middlewares=[_errors], client_max_size=settings.max_body_bytes)
     app[BACKEND] = backend
     app[SETTINGS] = settings
+    app[PEERS] = peers
     app[STATS] = ServerStats()
     for module in (dcap, edev, mirror, metering):
         app.add_routes(module.routes())

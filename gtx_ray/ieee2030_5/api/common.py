@@ -15,6 +15,7 @@ from gtx_ray.ieee2030_5.dispatch import Op
 from gtx_ray.ieee2030_5.errors import Forbidden, ResourceError, UnsupportedMediaType
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.models import Created, Deleted, PageRequest, Updated
+from gtx_ray.ieee2030_5.peers import PeerGate
 
 ACCEPTED_TYPES = frozenset({MEDIA_TYPE, "application/xml"})
 """Request Content-Types read as a 2030.5 document (parameters such as charset are ignored).
@@ -32,15 +33,17 @@ class ApiSettings:
 
 BACKEND = web.AppKey("backend", Backend)
 SETTINGS = web.AppKey("settings", ApiSettings)
+PEERS = web.AppKey("peers", PeerGate)
 
 
 def caller(request: web.Request) -> DeviceIdentity:
-    """The identity of the TLS peer: from its certificate, never from headers or the body."""
+    """The identity of the TLS peer: from its certificate, never from headers or the body;
+    403 unless it is a device certificate (``peers.PeerGate``)."""
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         raise Forbidden("a client certificate is required")
-    return DeviceIdentity.from_certificate(der)
+    return request.app[PEERS].identify(der)
 
 
 def page_request(request: web.Request) -> PageRequest:
