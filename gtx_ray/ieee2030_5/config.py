@@ -30,6 +30,10 @@ class Ieee2030_5Config:
     max_xml_depth: element nesting bound. max_page: largest ``l`` honoured on a list.
     max_end_devices / max_mirrors_per_device / max_readings_per_mirror: registry bounds.
     batch_max: most operations the front sends to the registry actor in one call.
+    max_connections: open TLS connections at most (handshakes included; each idle one holds
+    about ``connections.READ_BUFFER_BYTES`` plus OpenSSL's and aiohttp's state).
+    keepalive_s: an idle connection is closed after this many seconds, sooner when more than
+    half of ``max_connections`` are open.
     """
 
     enabled: bool = True
@@ -53,6 +57,8 @@ class Ieee2030_5Config:
     max_mirrors_per_device: int = 16
     max_readings_per_mirror: int = 64
     batch_max: int = 256
+    max_connections: int = 4096
+    keepalive_s: float = 20.0
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -90,10 +96,16 @@ class Ieee2030_5Config:
             ("max_mirrors_per_device", 1, 10_000),
             ("max_readings_per_mirror", 1, 10_000),
             ("batch_max", 1, 100_000),
+            ("max_connections", 2, 1_000_000),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise bad(name, f"must be an integer in {lo}..{hi}, got {value!r}")
+        keepalive = self.keepalive_s
+        if isinstance(keepalive, bool) or not isinstance(keepalive, (int, float)):
+            raise bad("keepalive_s", f"must be a number of seconds, got {keepalive!r}")
+        if not 1 <= keepalive <= 3600:
+            raise bad("keepalive_s", f"must be 1..3600 s, got {keepalive!r}")
 
     def policy(self) -> RegistryPolicy:
         """The registry's rules from this configuration."""

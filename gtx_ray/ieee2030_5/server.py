@@ -2,7 +2,9 @@
 
 Used by the Ray front actor, by tests on plain sockets and by the benchmark. The server binds
 ``config.host``/``config.port`` (port 0 picks a free one; ``port`` tells which) with the TLS
-context of ``tls.server_context`` and an SSL handshake timeout.
+context of ``tls.server_context``, a TLS handshake timeout, and the connection bounds of
+``connections.ConnectionPool`` (``config.max_connections``, idle connections closed after
+``config.keepalive_s``, sooner when many are open).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gtx_ray.ieee2030_5.api.app import STATS, create_app
 from gtx_ray.ieee2030_5.api.common import ApiSettings
 from gtx_ray.ieee2030_5.backend import Backend
 from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.connections import ConnectionPool
 from gtx_ray.ieee2030_5.peers import PeerGate
 from gtx_ray.ieee2030_5.pki import CertsLayout
 from gtx_ray.ieee2030_5.tls import server_context
@@ -25,8 +28,6 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT_S = 10.0
 """A TLS handshake that has not finished after this many seconds is dropped."""
-KEEPALIVE_TIMEOUT_S = 75.0
-"""An idle kept-alive connection is closed after this many seconds."""
 LINGERING_S = 2.0
 """After answering a request whose body was not read (413, 415, 404 …), read and drop the rest of
 it for at most this many seconds, so the client sees the answer, then close."""
@@ -51,26 +52,26 @@ class Ieee2030_5Server:
         )
         self._runner: web.AppRunner | None = None
         self._server: asyncio.base_events.Server | None = None
+        self._pool: ConnectionPool | None = None
 
     async def start(self) -> None:
         """Bind and listen; raises OSError (e.g. address in use) with the address in it."""
         runner = web.AppRunner(
             self.app,
             access_log=None,
-            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            keepalive_timeout=self.config.keepalive_s,
             lingering_time=LINGERING_S,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
             handle_signals=False,
         )
         await runner.setup()
         loop = asyncio.get_running_loop()
+        pool = ConnectionPool(loop, self.config.max_connections, self.config.keepalive_s)
         try:
             self._server = await loop.create_server(
-                runner.server,
+                pool.factory(runner.server, self.ssl_context, HANDSHAKE_TIMEOUT_S),
                 self.config.host,
                 self.config.port,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S,
                 backlog=1024,
                 reuse_address=True,
             )
@@ -80,6 +81,7 @@ class Ieee2030_5Server:
                 exc.errno, f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}"
             ) from None
         self._runner = runner
+        self._pool = pool
         log.info("IEEE 2030.5 server listening on https://%s:%d", self.config.host, self.port)
 
     @property
@@ -106,7 +108,11 @@ class Ieee2030_5Server:
             return False
 
     def stats(self) -> dict[str, object]:
-        return self.app[STATS].summary()
+        """Responses by status and the connection pool's counts."""
+        summary = self.app[STATS].summary()
+        if self._pool is not None:
+            summary.update(self._pool.stats())
+        return summary
 
     async def stop(self) -> None:
         """Stop listening, close connections, release the port."""
@@ -116,4 +122,7 @@ class Ieee2030_5Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         log.info("IEEE 2030.5 server stopped")

@@ -2,16 +2,23 @@
 
 OpenSSL 3 supports the CCM8 suite at the default security level but leaves it out of its default
 cipher list, so both sides name it explicitly. The server requires a client certificate that
-chains to the configured trust anchor (the SERCA); the client's identity is read afterwards from
-``ssl_object.getpeercert(binary_form=True)``.
+chains to the configured trust anchor (the SERCA) and names that anchor in its
+CertificateRequest, so a client holding several certificates can pick the right one; the client's
+identity is read afterwards from ``ssl_object.getpeercert(binary_form=True)``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
+import re
 import ssl
 from pathlib import Path
 
 from gtx_ray.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 CIPHER_CCM8 = "ECDHE-ECDSA-AES128-CCM8"
 """TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, the suite 2030.5 mandates."""
@@ -42,7 +49,63 @@ def server_context(
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.verify_mode = ssl.CERT_REQUIRED
     _load(ctx, ca_file, cert_chain, key_file)
+    if not advertise_client_cas(ctx, ca_file):
+        log.warning("the CertificateRequest will not name the trust anchor %s", ca_file)
     return ctx
+
+
+def advertise_client_cas(ctx: ssl.SSLContext, ca_file: str | Path) -> bool:
+    """Name the certificates of ``ca_file`` as acceptable client CAs in the CertificateRequest.
+
+    Python's ``ssl`` has no call for OpenSSL's ``SSL_CTX_set_client_CA_list`` (without it the
+    CertificateRequest names no CA), so this makes the call through ctypes on the libssl that
+    ``ssl`` uses, after checking that library's version and that the pointer found in the
+    context object is its SSL_CTX (same verify mode and options). Returns False, changing
+    nothing, when any check fails.
+    """
+    try:
+        lib = _libssl()
+        if lib is None:
+            return False
+        # PySSLContext starts with PyObject_HEAD and then the SSL_CTX pointer (CPython 3.11).
+        ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+        if not ptr:
+            return False
+        lib.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+        lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
+        lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
+        lib.SSL_CTX_get_options.restype = ctypes.c_uint64
+        peer_required = 0x01 | 0x02  # SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+        if lib.SSL_CTX_get_verify_mode(ptr) != peer_required:
+            return False
+        if lib.SSL_CTX_get_options(ptr) != int(ctx.options):
+            return False
+        lib.SSL_load_client_CA_file.argtypes = [ctypes.c_char_p]
+        lib.SSL_load_client_CA_file.restype = ctypes.c_void_p
+        names = lib.SSL_load_client_CA_file(os.fsencode(ca_file))
+        if not names:
+            return False
+        lib.SSL_CTX_set_client_CA_list.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.SSL_CTX_set_client_CA_list.restype = None
+        lib.SSL_CTX_set_client_CA_list(ptr, names)  # the context takes ownership of the list
+        return True
+    except (OSError, AttributeError, ValueError, TypeError):
+        return False
+
+
+def _libssl() -> ctypes.CDLL | None:
+    """The libssl already loaded by Python's ``ssl`` module, if it is a shared library of the
+    same version (None otherwise, e.g. a statically linked ``_ssl``)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = set(re.findall(r"(/\S*/libssl\.so[.\d]*)$", maps.read(), re.MULTILINE))
+    except OSError:
+        return None
+    if len(paths) != 1:
+        return None
+    lib = ctypes.CDLL(paths.pop())
+    lib.OpenSSL_version_num.restype = ctypes.c_ulong
+    return lib if lib.OpenSSL_version_num() == ssl.OPENSSL_VERSION_NUMBER else None
 
 
 def client_context(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
 
 import pytest
 
@@ -80,10 +81,16 @@ def test_server_verifies_hostname_for_the_client(server, certs_dir):
 
 
 @pytest.mark.parametrize(
-    "case",
-    ["no certificate", "other CA", "only GCM", "only AES256", "TLS 1.3 only"],
+    "case, alert",
+    [
+        ("no certificate", "SSLV3_ALERT_HANDSHAKE_FAILURE"),
+        ("other CA", "TLSV1_ALERT_UNKNOWN_CA"),
+        ("only GCM", "SSLV3_ALERT_HANDSHAKE_FAILURE"),
+        ("only AES256", "SSLV3_ALERT_HANDSHAKE_FAILURE"),
+        ("TLS 1.3 only", "TLSV1_ALERT_PROTOCOL_VERSION"),
+    ],
 )
-def test_refused_at_handshake(case, server, certs_dir, other_ca_dir):
+def test_refused_at_handshake_with_an_alert(case, alert, server, certs_dir, other_ca_dir):
     if case == "no certificate":
         ctx = _ctx(certs_dir, cert=False)
     elif case == "other CA":
@@ -97,8 +104,11 @@ def test_refused_at_handshake(case, server, certs_dir, other_ca_dir):
         ctx = _ctx(certs_dir, ciphers="ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305")
     else:
         ctx = _ctx(certs_dir, tls13=True)
-    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+    # The client learns why from the server's TLS alert, not from a bare close (an EOF).
+    with pytest.raises(ssl.SSLError) as refused:
         _handshake(server.port, ctx).close()
+    assert not isinstance(refused.value, ssl.SSLEOFError)
+    assert refused.value.reason == alert, refused.value
     # … and the server goes on serving well-behaved clients.
     _handshake(server.port, _ctx(certs_dir)).close()
 
@@ -116,3 +126,27 @@ def test_gcm_offered_only_when_configured(certs_dir):
             _handshake(srv.port, _ctx(certs_dir, tls13=True))
     finally:
         srv.stop()
+
+
+def test_certificate_request_names_the_trust_anchor(server, certs_dir):
+    """OpenSSL's own client shows the CA names of the server's CertificateRequest."""
+    layout = CertsLayout(certs_dir)
+    out = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{server.port}",
+            "-tls1_2",
+            "-cipher",
+            CIPHER_CCM8,
+            "-CAfile",
+            str(layout.serca_cert),
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+    ).stdout.decode()
+    names = out.split("Acceptable client certificate CA names", 1)
+    assert len(names) == 2, out[-2000:]
+    assert names[1].splitlines()[1].strip() == "CN = gtx_ray SERCA (test)"
