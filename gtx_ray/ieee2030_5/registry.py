@@ -70,6 +70,7 @@ class _Device:
     poll_rate: int | None = None
     device_category: int | None = None
     device_information: DeviceInformation | None = None
+    operator_post_rate: int | None = None  # set by the operator: wins on every mirror too
 
     def view(self, policy: RegistryPolicy) -> EndDeviceView:
         return EndDeviceView(
@@ -122,8 +123,14 @@ class _Mirror:
     readings: dict[int, _MeterReading] = field(default_factory=dict)  # mrid → record
     next_reading_id: int = 1
 
-    def view(self, policy: RegistryPolicy) -> UsagePointView:
+    def view(self, policy: RegistryPolicy, operator_post_rate: int | None) -> UsagePointView:
+        """The view, with postRate (s): the operator's rate for the owning device, else the one
+        the device posted, else the server's."""
         h = self.header
+        if operator_post_rate is not None:
+            post_rate = operator_post_rate
+        else:
+            post_rate = h.post_rate if h.post_rate is not None else policy.post_rate
         return UsagePointView(
             id=self.id,
             mrid=h.mrid,
@@ -131,7 +138,7 @@ class _Mirror:
             role_flags=h.role_flags,
             service_category_kind=h.service_category_kind,
             status=h.status,
-            post_rate=h.post_rate if h.post_rate is not None else policy.post_rate,
+            post_rate=post_rate,
             description=h.description,
             version=h.version,
             meter_readings=tuple(r.view() for r in self.readings.values()),
@@ -221,12 +228,14 @@ class Registry:
     def set_device_rates(
         self, device_id: int, now: int, poll_rate: int | None, post_rate: int | None
     ) -> None:
-        """Per-device pollRate/postRate overrides (s); None leaves a value unchanged."""
+        """Per-device pollRate/postRate overrides (s) set by the operator; None leaves a value
+        unchanged. The postRate applies to the device's EndDevice and all its mirrors."""
         d = self._devices[device_id]
         if poll_rate is not None:
             d.poll_rate = poll_rate
         if post_rate is not None:
             d.post_rate = post_rate
+            d.operator_post_rate = post_rate
         d.changed_time = now
 
     def device_information(self, device_id: int) -> DeviceInformation | None:
@@ -248,10 +257,15 @@ class Registry:
 
     def mirror(self, mirror_id: int) -> UsagePointView | None:
         m = self._mirrors.get(mirror_id)
-        return m.view(self.policy) if m else None
+        return self._mirror_view(m) if m else None
 
     def mirrors_of(self, owner: str) -> list[UsagePointView]:
-        return [self._mirrors[i].view(self.policy) for i in self._mirrors_by_owner.get(owner, ())]
+        return [self._mirror_view(self._mirrors[i]) for i in self._mirrors_by_owner.get(owner, ())]
+
+    def _mirror_view(self, m: _Mirror) -> UsagePointView:
+        device_id = self._device_by_lfdi.get(m.owner)
+        device = self._devices.get(device_id) if device_id is not None else None
+        return m.view(self.policy, device.operator_post_rate if device else None)
 
     def mirror_ids_of(self, owner: str) -> list[int]:
         return list(self._mirrors_by_owner.get(owner, ()))

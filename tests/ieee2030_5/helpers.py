@@ -40,6 +40,15 @@ class ThreadedServer:
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
         self.port = self.server.port
 
+    def admin(self, action, **kwargs):
+        """Run an operator action (a ``managers.admin`` function) on the server's loop, where the
+        registry lives, as the admin API does."""
+
+        async def run():
+            return action(self.registry, int(time.time()), **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
     def stats(self) -> dict:
         async def get() -> dict:
             return self.server.stats()

@@ -14,6 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from gtx_ray.ieee2030_5 import pki
 from gtx_ray.ieee2030_5.codec import NS
+from gtx_ray.ieee2030_5.managers import admin
 from gtx_ray.ieee2030_5.pki import device_credentials
 from gtx_ray.ieee2030_5.tls import client_context
 from tests.ieee2030_5.helpers import Q, Sep2Client, mirror_usage_point_xml, reading_type_xml
@@ -247,3 +248,29 @@ def test_only_device_certificates_are_clients(which, server, certs_dir, sep_sche
         .status
         == 200
     )
+
+
+def test_operator_post_rate_reaches_the_devices_mirror_usage_points(server, client_for):
+    a = client_for("AMI_METER_UTCC_008")
+    b = client_for("AMI_METER_UTCC_009")
+    a_edev = a.register()
+    b.register()
+    a_mup = _registered_mirror_of(a, "08" * 16)
+    b_mup = _registered_mirror_of(b, "09" * 16)
+    assert a.get(a_mup).text("postRate") == "900"  # what the meter posted
+    server.admin(admin.set_rates, post_rate=60, device_id=int(a_edev.rsplit("/", 1)[1]))
+    assert a.get(a_edev).text("postRate") == "60"
+    assert a.get(a_mup).text("postRate") == "60"
+    listed = a.get("/mup?l=10").all("MirrorUsagePoint")
+    assert [m.find(Q + "postRate").text for m in listed] == ["60"]
+    # A MirrorUsagePoint created after the change gets it too; other devices keep theirs.
+    later = a.post("/mup", mirror_usage_point_xml("0C" * 16, a.identity.lfdi))
+    assert a.get(later.headers["location"]).text("postRate") == "60"
+    assert b.get(b_mup).text("postRate") == "900"
+
+
+def _registered_mirror_of(c, mrid: str) -> str:
+    mmr = f"<MirrorMeterReading><mRID>0A</mRID>{reading_type_xml()}</MirrorMeterReading>"
+    resp = c.post("/mup", mirror_usage_point_xml(mrid, c.identity.lfdi, mmr))
+    assert resp.status == 201, resp
+    return resp.headers["location"]
