@@ -1,6 +1,7 @@
-"""``python -m gtx_ray certs init|show``: create the 2030.5 certificates, show a certificate's
-LFDI and SFDI. ``certs_main(argv)`` returns the exit code: 0 done, 2 usage or configuration
-error (one line on stderr, never a traceback)."""
+"""``python -m gtx_ray certs init|issue|show``: create the 2030.5 certificates, issue one device
+certificate for an outside device or test tool, show a certificate's LFDI and SFDI.
+``certs_main(argv)`` returns the exit code: 0 done, 2 usage or configuration error (one line on
+stderr, never a traceback)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="extra host name or IP for the server certificate (repeatable)",
     )
+    issue = sub.add_parser(
+        "issue",
+        help="issue a device certificate for an outside device or test tool",
+        description="Write issued/NAME.pem (device certificate + MICA + SERCA) and "
+        "issued/NAME.key under --dir, signed by the MICA of `certs init`, and print its LFDI "
+        "and SFDI.",
+    )
+    issue.add_argument("name", help="1-64 letters, digits, '.', '_', '-' (the file name)")
+    issue.add_argument("--dir", type=Path, default=Path("certs"), help="default: ./certs")
+    issue.add_argument("--force", action="store_true", help="replace an existing NAME")
     show = sub.add_parser("show", help="print a certificate's LFDI and SFDI")
     show.add_argument("file", type=Path, help="PEM or DER; a chain file shows its first cert")
     show.add_argument("--json", action="store_true", help="print one JSON object")
@@ -80,6 +91,16 @@ def _init(args: argparse.Namespace) -> int:
         f"{report.devices} meters listed in {layout.devices_index.name}; "
         f"trust anchor {layout.serca_cert.name}"
     )
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    issued = pki.issue_device_cert(args.dir, args.name, force=args.force)
+    print(f"LFDI: {issued.identity.lfdi}")
+    print(f"SFDI: {issued.identity.sfdi}")
+    print(f"certificate chain: {issued.cert_chain}")
+    print(f"key: {issued.key}")
+    print(f"trust anchor: {pki.CertsLayout(args.dir).serca_cert}")
     return 0
 
 
@@ -125,7 +146,8 @@ def certs_main(argv: list[str]) -> int:
     """Run ``certs ARGS``; 0 on success, 2 on a usage or configuration error."""
     try:
         args = _parser().parse_args(argv)
-        return _init(args) if args.command == "init" else _show(args)
+        commands = {"init": _init, "issue": _issue, "show": _show}
+        return commands[args.command](args)
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2

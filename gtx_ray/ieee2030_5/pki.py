@@ -8,6 +8,8 @@ The layout of a certificates directory (``CertsLayout``)::
     devices/<meter_id>.pem    device certificate followed by mica.pem (a chain file)
     devices/<meter_id>.key    its private key
     devices.json              meter_id → LFDI, SFDI, file names (written by ``init_certs``)
+    issued/<name>.pem         a device certificate for an outside device or test tool, followed
+    issued/<name>.key         by mica.pem and serca.pem (``issue_device_cert``), and its key
 
 Every key is ECC P-256, every signature ECDSA with SHA-256, every certificate valid until
 9999-12-31T23:59:59Z (the 2030.5 "no well-defined expiration"). Device certificates follow the
@@ -26,6 +28,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -104,6 +107,17 @@ class CertsLayout:
     def device_key(self, meter_id: str) -> Path:
         return self.devices_dir / f"{_safe_name(meter_id)}.key"
 
+    @property
+    def issued_dir(self) -> Path:
+        return self.root / "issued"
+
+    def issued_cert(self, name: str) -> Path:
+        """An issued device certificate followed by the MICA and the SERCA (a full chain)."""
+        return self.issued_dir / f"{check_issue_name(name)}.pem"
+
+    def issued_key(self, name: str) -> Path:
+        return self.issued_dir / f"{check_issue_name(name)}.key"
+
 
 @dataclass(frozen=True)
 class DeviceCredentials:
@@ -129,6 +143,21 @@ def device_credentials(certs_dir: str | Path, meter_id: str) -> DeviceCredential
                 f"run `python -m gtx_ray certs init --dir {certs_dir}`"
             )
     return creds
+
+
+ISSUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""Names ``certs issue`` accepts: 1–64 ASCII letters, digits, '.', '_', '-', not starting with
+a dot or dash (a file name everywhere, never a path)."""
+
+
+def check_issue_name(name: str) -> str:
+    """``name`` if ``ISSUE_NAME`` matches it whole; ConfigError otherwise."""
+    if not ISSUE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"name {name[:80]!r} is not 1-64 letters, digits, '.', '_' or '-' "
+            "starting with a letter or digit"
+        )
+    return name
 
 
 def _safe_name(meter_id: str) -> str:
@@ -548,6 +577,39 @@ def init_certs(
         len(index),
     )
     return InitReport(layout.root, created, kept, len(index))
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    """What ``issue_device_cert`` wrote: the chain file, the key file, the identity."""
+
+    name: str
+    cert_chain: Path
+    key: Path
+    identity: DeviceIdentity
+
+
+def issue_device_cert(certs_dir: str | Path, name: str, force: bool = False) -> IssuedCert:
+    """A device certificate for ``name`` (an outside device or test tool) from the MICA of
+    ``certs_dir``: ``issued/<name>.pem`` holds leaf + MICA + SERCA, ``issued/<name>.key`` its
+    key (mode 0600). Raises ConfigError for a bad name, a missing CA (run ``certs init``) or an
+    existing certificate of that name unless ``force``."""
+    layout = CertsLayout(Path(certs_dir))
+    cert_path, key_path = layout.issued_cert(name), layout.issued_key(name)
+    for path in (layout.serca_cert, layout.mica_cert, layout.mica_key):
+        if not path.is_file():
+            raise ConfigError(f"{path}: no CA here; run `python -m gtx_ray certs init` first")
+    if not force and (cert_path.exists() or key_path.exists()):
+        raise ConfigError(f"{cert_path}: a certificate named {name!r} exists; use --force")
+    serca = load_first_certificate(layout.serca_cert.read_bytes())
+    mica, mica_key = _load_pair(layout.mica_cert, layout.mica_key)
+    _require_issued(mica, serca, layout.mica_cert)
+    key = new_key()
+    cert = make_device_cert(mica, mica_key, key, name)
+    write_file(key_path, _key_pem(key), 0o600)
+    write_file(cert_path, _pem(cert) + _pem(mica) + _pem(serca), 0o644)
+    log.info("issued device certificate %s", cert_path)
+    return IssuedCert(name, cert_path, key_path, identity_of(cert))
 
 
 def _require_issued(cert: x509.Certificate, issuer: x509.Certificate, path: Path) -> None:

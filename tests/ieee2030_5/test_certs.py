@@ -6,6 +6,7 @@ import json
 import re
 import stat
 import subprocess
+import sys
 
 import pytest
 from cryptography import x509
@@ -15,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gtx_ray.ieee2030_5 import pki
 from gtx_ray.ieee2030_5.certs_cli import certs_main
 from gtx_ray.ieee2030_5.identity import check_digit
-from tests.ieee2030_5.conftest import CAMPUS_CONFIG
+from gtx_ray.ieee2030_5.tls import client_context
+from tests.ieee2030_5.conftest import CAMPUS_CONFIG, REPO
+from tests.ieee2030_5.helpers import Sep2Client
 
 
 def openssl_identity(pem_path) -> tuple[str, int]:
@@ -194,3 +197,63 @@ def test_only_device_certificates_pass_the_client_check(certs_dir, meter_ids):
     assert "server certificate" in pki.device_certificate_problem(server, [serca.subject])
     for ca in (serca, pki.load_first_certificate(layout.mica_cert.read_bytes())):
         assert "CA certificate" in pki.device_certificate_problem(ca, [serca.subject])
+
+
+def _issue(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gtx_ray", "certs", "issue", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def test_issue_makes_a_device_certificate_for_an_outside_tool(
+    certs_dir, server, sep_schema, tmp_path
+):
+    done = _issue("harness-1", "--dir", str(certs_dir))
+    assert done.returncode == 0, done.stderr
+    layout = pki.CertsLayout(certs_dir)
+    chain_path, key_path = layout.issued_cert("harness-1"), layout.issued_key("harness-1")
+    assert chain_path.parent == certs_dir / "issued"
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    chain = x509.load_pem_x509_certificates(chain_path.read_bytes())
+    names = [c.subject.rfc4514_string() for c in chain]
+    assert names[1:] == ["CN=gtx_ray MICA (test)", "CN=gtx_ray SERCA (test)"]
+    lfdi, sfdi = openssl_identity(chain_path)
+    assert f"LFDI: {lfdi}" in done.stdout and f"SFDI: {sfdi}" in done.stdout
+    serca = pki.load_first_certificate(layout.serca_cert.read_bytes())
+    assert pki.device_certificate_problem(chain[0], [serca.subject]) is None
+    # The issued certificate is a client the server accepts, as a device of its own.
+    ctx = client_context(layout.serca_cert, chain_path, key_path)
+    c = Sep2Client(server.port, certs_dir, "AMI_METER_UTCC_024", sep_schema, context=ctx)
+    try:
+        assert c.get("/dcap").status == 200
+        c.identity = pki.identity_of(chain[0])
+        edev = c.get(c.register())
+        assert (edev.text("lFDI"), edev.text("sFDI")) == (lfdi, str(sfdi))
+    finally:
+        c.close()
+    # Issuing the same name again needs --force, which makes a new key and certificate.
+    again = _issue("harness-1", "--dir", str(certs_dir))
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
+    assert openssl_identity(chain_path) == (lfdi, sfdi)
+    forced = _issue("harness-1", "--dir", str(certs_dir), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert openssl_identity(chain_path)[0] != lfdi
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", "x" * 65, "sp ace", "ä"])
+def test_issue_refuses_a_bad_name(name, certs_dir):
+    done = _issue(name, "--dir", str(certs_dir))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "name" in done.stderr
+    assert not (certs_dir.parent / "escape.pem").exists()
+
+
+def test_issue_needs_a_certificate_authority(tmp_path):
+    done = _issue("tool", "--dir", str(tmp_path / "empty"))
+    assert done.returncode == 2 and "certs init" in done.stderr
