@@ -51,6 +51,7 @@ class RestApi:
         admin_token: str | None = None,
         ieee2030_5: Any = None,
         influx: Any = None,
+        utc_offset_s: int = 0,
     ):
         live = LiveView(meters, campus_name, handles)
         ctx = ApiContext(
@@ -59,6 +60,7 @@ class RestApi:
             admin_token=admin_token or None,
             ieee2030_5=ieee2030_5,
             influx=influx,
+            utc_offset_s=utc_offset_s,
         )
         counter = RequestCounter()
 
@@ -123,6 +125,7 @@ def start_rest_api(
         admin_token,
         ieee2030_5,
         influx_config(settings),
+        layout.campus.site.utc_offset_s,
     )
     try:
         serve.run(deployment, name=app_name, route_prefix=None, blocking=False)

@@ -53,6 +53,7 @@ class ApiContext:
     admin_token: str | None = None
     ieee2030_5: Any = None  # handles of a running IEEE 2030.5 server
     influx: Any = None  # InfluxConfig when InfluxDB is the sink (history)
+    utc_offset_s: int = 0  # the campus's offset from UTC (its local day, on the dashboard)
 
     def clock(self) -> Any:
         """The clock actor, or None while the simulation's actors are not found yet (the live
@@ -177,6 +178,9 @@ def build_app(ctx: ApiContext) -> FastAPI:
     _add_history_route(app, ctx)
     _add_simulation_routes(app, ctx)
     _add_ieee2030_5_routes(app, ctx)
+    from gtx_ray.serve.dashboard import add_dashboard_routes  # it builds on this module
+
+    add_dashboard_routes(app, ctx)
     return app
 
 

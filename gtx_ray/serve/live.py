@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -81,6 +82,9 @@ class LiveView:
         self.taken_at = 0.0  # time.monotonic() of the last refresh
         self._latest_interval_s: int | None = None  # the interval the frame is from
         self._next_render_at = 0.0
+        # called with every new frame where it is rendered (a worker thread for big fleets),
+        # before requests see it; e.g. the dashboard's per-interval aggregates
+        self.frame_listeners: list[Callable[[Frame], None]] = []
         self.frame = self._render(pa.table({}))
         self.storage: dict = {}
         self.clock_status: dict = {}
@@ -143,7 +147,7 @@ class LiveView:
         readings = views.reading_dicts(latest, self.phases) if latest.num_columns else []
         summary = views.campus_summary(self.campus_name, self.meters, latest) if readings else None
         self._generation += 1
-        return Frame(
+        frame = Frame(
             latest=latest,
             readings=readings,
             readings_by_meter={r["meter_id"]: r for r in readings},
@@ -152,6 +156,9 @@ class LiveView:
             summary_json=json.dumps(summary).encode() if summary else b"",
             etag=f'"{self._boot}-{self._generation}"'.encode(),
         )
+        for listener in self.frame_listeners:
+            listener(frame)
+        return frame
 
     async def ensure_fresh(self) -> None:
         """Refresh now if the background refresher has not kept the view younger than
