@@ -29,9 +29,13 @@ from gtx_ray.settings import (
     parse_duration,
     parse_int,
     parse_interval,
+    parse_listen_host,
+    parse_namespace,
     parse_port,
+    parse_ray_address,
     parse_speed,
     parse_start,
+    require_writable_dir,
 )
 
 log = logging.getLogger("gtx_ray")
@@ -128,7 +132,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
     if args.api_port is not None:
         fields["api_port"] = parse_port("--api-port", args.api_port)
     if args.api_host is not None:
-        fields["api_host"] = args.api_host
+        fields["api_host"] = parse_listen_host("--api-host", args.api_host)
     if args.disable_api:
         fields["api_enabled"] = False
     if args.disable_influxdb:
@@ -138,7 +142,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
     if args.ieee2030_5_port is not None:
         fields["ieee2030_5_port"] = parse_port("--ieee2030-5-port", args.ieee2030_5_port)
     if args.ieee2030_5_host is not None:
-        fields["ieee2030_5_host"] = args.ieee2030_5_host
+        fields["ieee2030_5_host"] = parse_listen_host("--ieee2030-5-host", args.ieee2030_5_host)
     if args.certs_dir is not None:
         fields["certs_dir"] = Path(args.certs_dir)
     if args.ieee2030_5_server is not None:
@@ -159,9 +163,9 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
             raise ConfigError(f"--ieee2030-5-pin {pin} has no valid check digit (e.g. 111115)")
         fields["ieee2030_5_pin"] = pin
     if args.address is not None:
-        fields["address"] = args.address
+        fields["address"] = parse_ray_address("--address", args.address)
     if args.namespace is not None:
-        fields["namespace"] = args.namespace
+        fields["namespace"] = parse_namespace("--namespace", args.namespace)
     if args.max_in_flight is not None:
         fields["max_in_flight"] = parse_int("--max-in-flight", args.max_in_flight, 1, 64)
     if args.window is not None:
@@ -496,14 +500,20 @@ def main(argv: list[str] | None = None) -> int:
         _configure_logging(args.log_level)
         settings = settings_from(args, dict(os.environ), command)
         load_campus(settings.config_file)  # a broken config fails here, before Ray starts
+        require_writable_dir("--data-dir", Path(settings.data_dir))
     except (UsageError, ConfigError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    from gtx_ray.ray_connect import RayStartFailed
+
     try:
         return run(settings)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    except RayStartFailed as exc:
+        log.error("%s", exc)
+        return 1
     except KeyboardInterrupt:
         return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,40 +32,14 @@ class AlreadyRunning(ConfigError):
 
 def connect_ray(settings: Settings) -> bool:
     """Join the configured cluster (``local`` forces a new local one), or a cluster running on this
-    host, else start Ray locally.
+    host, else start Ray locally; ``ray_connect.RayUnavailable`` (exit 2) or ``RayStartFailed``
+    (exit 1) with one clear line when that fails.
 
     Returns True when this process started Ray (and so must shut it down).
     """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    common = {
-        "namespace": settings.namespace,
-        "log_to_driver": False,
-        "logging_level": logging.WARNING,
-        "configure_logging": False,
-    }
-    if ray.is_initialized():
-        return False
-    if settings.address == "local":
-        ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **common)
-        return True
-    if settings.address:
-        log.info("joining the Ray cluster at %s", settings.address)
-        ray.init(address=settings.address, **common)
-        return False
-    from ray._private.services import find_gcs_addresses  # private API, stable since Ray 1.x
+    from gtx_ray.ray_connect import connect
 
-    if find_gcs_addresses():
-        log.info("joining the Ray cluster running on this host")
-        try:
-            ray.init(address="auto", **common)
-            return False
-        except (ConnectionError, RuntimeError) as exc:  # a cluster that is shutting down
-            log.warning(
-                "could not join the Ray cluster on this host (%s): starting Ray locally", exc
-            )
-    log.info("no Ray cluster found: starting Ray locally")
-    ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **common)
-    return True
+    return connect(settings.address, settings.namespace)
 
 
 def build_fleet(settings: Settings) -> tuple[CampusConfig, MeterArrays, bool]:

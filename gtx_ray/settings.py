@@ -8,7 +8,10 @@ turns into exit code 2.
 from __future__ import annotations
 
 import math
+import os
 import re
+import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +27,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(y|w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+# Simulated time the whole pipeline handles: InfluxDB keeps 1677-2262 (int64 ns), the holiday
+# calendar and numpy are fine in between; a century either side of today is plenty.
+EARLIEST_S = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp())
+LATEST_S = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp())
+_RESERVED_NAMESPACE = "_ray_internal"
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,20 @@ def parse_start(name: str, value: str, tz: ZoneInfo, now_s: float | None = None)
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return int(moment.timestamp())
+    try:
+        start_s = int(moment.timestamp())
+    except (OverflowError, ValueError):
+        start_s = None
+    if start_s is None or not EARLIEST_S <= start_s < LATEST_S:
+        raise ConfigError(
+            f"{name}={value!r} is out of range: the simulator covers {_day(EARLIEST_S)} "
+            f"to {_day(LATEST_S - 1)}"
+        )
+    return start_s
+
+
+def _day(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d")
 
 
 def parse_duration(name: str, value: str, start_s: int, tz: ZoneInfo) -> int:
@@ -156,17 +177,93 @@ def parse_duration(name: str, value: str, start_s: int, tz: ZoneInfo) -> int:
                 years = float(number)
                 if not years.is_integer():
                     raise ConfigError(f"{name}={value!r}: years must be whole")
+                year = start.year + int(years)
+                if year > 9999:  # beyond datetime; far beyond LATEST_S anyway
+                    seconds = math.inf
+                    break
                 try:
-                    end = start.replace(year=start.year + int(years))
+                    end = start.replace(year=year)
                 except ValueError:  # 29 February
-                    end = start.replace(year=start.year + int(years), day=28)
+                    end = start.replace(year=year, day=28)
                 seconds += (end - start).total_seconds()
             else:
                 seconds += float(number) * _UNIT_SECONDS[unit]
-        seconds = int(seconds)
     if seconds <= 0:
         raise ConfigError(f"{name}={value!r} must be longer than 0 s")
-    return seconds
+    if seconds == math.inf or start_s + seconds > LATEST_S:  # huge ints stay exact
+        raise ConfigError(
+            f"{name}={value!r} is too long: the run would end after {_day(LATEST_S - 1)}, "
+            "the last day the simulator covers"
+        )
+    return int(seconds)
+
+
+def parse_namespace(name: str, value: str) -> str:
+    """A Ray namespace: a non-empty name without spaces or control characters."""
+    text = value.strip()
+    if not text or any(c.isspace() or not c.isprintable() for c in text):
+        raise ConfigError(f"{name} {value!r} must be a name without spaces (e.g. gtx_ray)")
+    if text.startswith(_RESERVED_NAMESPACE):
+        raise ConfigError(f"{name} {value!r}: names starting {_RESERVED_NAMESPACE} are Ray's own")
+    return text
+
+
+def parse_listen_host(name: str, value: str) -> str:
+    """An address of this machine to listen on (``0.0.0.0``/``::`` for all): resolvable, and
+    bindable (binding port 0 sends nothing)."""
+    host = value.strip()
+    if not host:
+        raise ConfigError(f"{name} is empty (use 127.0.0.1, or 0.0.0.0 for all interfaces)")
+    try:
+        found = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"{name} {value!r} is not an address or a known host name ({why})"
+        ) from None
+    family, kind, proto, _, address = found[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"{name} {value!r} is not an address of this machine ({exc.strerror}); use "
+            "127.0.0.1, 0.0.0.0 for all interfaces, or one of this machine's addresses"
+        ) from None
+    return host
+
+
+def parse_ray_address(name: str, value: str) -> str | None:
+    """``local``, ``auto``, ``host:port`` or ``ray://host:port``; None when empty."""
+    text = value.strip()
+    if not text:
+        return None
+    if text in ("local", "auto"):
+        return text
+    rest = text.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"{name} {value!r} is not a Ray address (host:port as `ray start --head` prints it, "
+            "ray://host:10001, auto or local)"
+        )
+    return text
+
+
+def require_writable_dir(name: str, path: Path) -> None:
+    """Create ``path`` if missing and prove a file can be written there (ConfigError if not)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name} {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{name} {path}: cannot create it ({exc.strerror})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gtx-write-check-", dir=path)
+    except OSError as exc:
+        raise ConfigError(f"{name} {path}: cannot write there ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def from_environment(env: Mapping[str, str]) -> dict[str, object]:
@@ -182,10 +279,10 @@ def from_environment(env: Mapping[str, str]) -> dict[str, object]:
         "IEEE2030_5_ENABLED": ("ieee2030_5_enabled", parse_bool),
         "IEEE2030_5_PORT": ("ieee2030_5_port", parse_port),
         "API_PORT": ("api_port", parse_port),
-        "API_HOST": ("api_host", lambda n, v: v.strip()),
+        "API_HOST": ("api_host", parse_listen_host),
         "GTX_ADMIN_TOKEN": ("admin_token", lambda n, v: v.strip() or None),
         "SIMULATION_INTERVAL": ("interval_s", parse_interval),
-        "RAY_ADDRESS": ("address", lambda n, v: v.strip() or None),
+        "RAY_ADDRESS": ("address", parse_ray_address),
     }
     for variable, (name, reader) in readers.items():
         raw = env.get(variable)

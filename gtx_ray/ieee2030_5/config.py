@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gtx_ray.errors import ConfigError
+from gtx_ray.ieee2030_5.budget import total_budget_bytes
 from gtx_ray.ieee2030_5.identity import is_valid_pin, normalise_lfdi
 from gtx_ray.ieee2030_5.registry import Registry, RegistryLimits, RegistryPolicy
 
@@ -29,6 +30,9 @@ class Ieee2030_5Config:
     sets kept per mirrored meter reading. max_body_bytes: request body bound, bytes.
     max_xml_depth: element nesting bound. max_page: largest ``l`` honoured on a list.
     max_end_devices / max_mirrors_per_device / max_readings_per_mirror: registry bounds.
+    max_bytes_per_device / max_readings_per_device / retention_s: each device's memory budget
+    (estimated bytes, readings kept, seconds of history; see ``budget``). The defaults bound
+    100,000 devices to about 3.2 GiB of registry state (``memory_budget_bytes``).
     batch_max: most operations the front sends to the registry actor in one call.
     max_connections: open TLS connections at most (handshakes included; each idle one holds
     about ``connections.READ_BUFFER_BYTES`` plus OpenSSL's and aiohttp's state).
@@ -56,6 +60,9 @@ class Ieee2030_5Config:
     max_end_devices: int = 100_000
     max_mirrors_per_device: int = 16
     max_readings_per_mirror: int = 64
+    max_bytes_per_device: int = 32 * 1024
+    max_readings_per_device: int = 192
+    retention_s: int = 7 * 86_400
     batch_max: int = 256
     max_connections: int = 4096
     keepalive_s: float = 20.0
@@ -95,6 +102,9 @@ class Ieee2030_5Config:
             ("max_end_devices", 1, 10_000_000),
             ("max_mirrors_per_device", 1, 10_000),
             ("max_readings_per_mirror", 1, 10_000),
+            ("max_bytes_per_device", 4096, 1 << 30),
+            ("max_readings_per_device", 1, 10_000_000),
+            ("retention_s", 1, 100 * 366 * 86_400),
             ("batch_max", 1, 100_000),
             ("max_connections", 2, 1_000_000),
         ):
@@ -125,7 +135,15 @@ class Ieee2030_5Config:
             max_mirrors_per_device=self.max_mirrors_per_device,
             max_readings_per_mirror=self.max_readings_per_mirror,
             history_per_mirror=self.history_per_mirror,
+            max_bytes_per_device=self.max_bytes_per_device,
+            max_readings_per_device=self.max_readings_per_device,
+            retention_s=self.retention_s,
         )
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """The most the registry's devices can hold (estimated), bytes."""
+        return total_budget_bytes(self.max_end_devices, self.max_bytes_per_device)
 
 
 def build_registry(config: Ieee2030_5Config, now: int) -> Registry:

@@ -3,8 +3,9 @@
 A plain Python class (no I/O, no clock: callers pass ``now`` in epoch seconds) so it can live in
 a Ray actor that outlives the TLS front, or in-process for tests. It stores and bounds state;
 who may do what is decided by the managers. Every bound is explicit (``RegistryLimits``): the
-number of devices, mirrors per device, meter readings per mirror, and the reading-set history
-kept per mirrored meter reading (oldest dropped first, counted in ``readings_dropped``).
+number of devices, mirrors per device, meter readings per mirror, the reading-set history
+kept per mirrored meter reading, and each device's memory budget (``budget``: bytes, readings
+and retention by age; oldest sets retired first, counted in ``readings_dropped``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
+from gtx_ray.ieee2030_5.budget import (
+    METER_READING_BYTES,
+    MIRROR_BYTES,
+    DeviceBudget,
+    set_bytes,
+)
 from gtx_ray.ieee2030_5.errors import LimitReached
 from gtx_ray.ieee2030_5.identity import sfdi_from_lfdi
 from gtx_ray.ieee2030_5.models import (
@@ -36,12 +43,18 @@ class RegistryLimits:
     max_end_devices: registered devices; max_mirrors_per_device: MirrorUsagePoints per LFDI;
     max_readings_per_mirror: MirrorMeterReadings per MirrorUsagePoint; history_per_mirror:
     reading sets kept per mirrored meter reading (a single posted reading counts as one set).
+    max_bytes_per_device / max_readings_per_device: a device's memory budget (estimated bytes
+    of everything it stores, readings kept); retention_s: reading sets ending more than this
+    many seconds before the device's newest one are retired (see ``budget``).
     """
 
     max_end_devices: int = 100_000
     max_mirrors_per_device: int = 16
     max_readings_per_mirror: int = 64
     history_per_mirror: int = 1_000
+    max_bytes_per_device: int = 32 * 1024
+    max_readings_per_device: int = 192
+    retention_s: int = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class _Device:
     device_category: int | None = None
     device_information: DeviceInformation | None = None
     operator_post_rate: int | None = None  # set by the operator: wins on every mirror too
+    budget: DeviceBudget = field(default_factory=DeviceBudget)
 
     def view(self, policy: RegistryPolicy) -> EndDeviceView:
         return EndDeviceView(
@@ -98,7 +112,8 @@ class _MeterReading:
     last_update_time: int | None = None
     next_update_time: int | None = None
     latest: Reading | None = None
-    sets: OrderedDict[int, tuple[int, ReadingSet]] = field(default_factory=OrderedDict)
+    # set mRID → (set id, set, token of its entry in the owner's budget order)
+    sets: OrderedDict[int, tuple[int, ReadingSet, int]] = field(default_factory=OrderedDict)
     next_set_id: int = 1
 
     def view(self) -> MeterReadingView:
@@ -162,6 +177,8 @@ class Registry:
         self._next_mirror_id = 1
         self.readings_mirrored = 0
         self.readings_dropped = 0
+        self.bytes_held = 0  # estimated, over every device's budget
+        self._next_token = 1
 
     # --- settings ------------------------------------------------------------------------
     def set_rates(self, poll_rate: int | None = None, post_rate: int | None = None) -> None:
@@ -280,8 +297,13 @@ class Registry:
             raise LimitReached(
                 f"a device may hold {self.limits.max_mirrors_per_device} mirror usage points"
             )
+        budget = self._budget(owner)
+        if budget.meta_bytes + MIRROR_BYTES > self.limits.max_bytes_per_device:
+            raise LimitReached(self._budget_message(budget))
         mirror = _Mirror(self._next_mirror_id, owner, replace(header, meter_readings=()))
         self._next_mirror_id += 1
+        self._change(budget, meta=MIRROR_BYTES)
+        self._retire(budget)
         self._mirrors[mirror.id] = mirror
         self._mirror_by_mrid[header.mrid] = mirror.id
         mine.append(mirror.id)
@@ -294,6 +316,13 @@ class Registry:
         m = self._mirrors.pop(mirror_id, None)
         if m is None:
             return False
+        budget = self._budget(m.owner)
+        self._change(budget, meta=-(MIRROR_BYTES + METER_READING_BYTES * len(m.readings)))
+        for record in m.readings.values():
+            for _, reading_set, _ in record.sets.values():
+                n = len(reading_set.readings)
+                self._change(budget, reading_bytes=-set_bytes(n), readings=-n)
+                budget.stale += 1
         self._mirror_by_mrid.pop(m.header.mrid, None)
         owned = self._mirrors_by_owner.get(m.owner, [])
         if mirror_id in owned:
@@ -330,6 +359,11 @@ class Registry:
                     "meter readings"
                 )
             assert mmr.reading_type is not None
+            budget = self._budget(mirror.owner)
+            if budget.meta_bytes + METER_READING_BYTES > self.limits.max_bytes_per_device:
+                raise LimitReached(self._budget_message(budget))
+            self._change(budget, meta=METER_READING_BYTES)
+            self._retire(budget)
             record = _MeterReading(mirror.next_reading_id, mmr.mrid, mmr.reading_type)
             mirror.next_reading_id += 1
             mirror.readings[mmr.mrid] = record
@@ -353,13 +387,15 @@ class Registry:
         duration = reading.duration if reading.duration is not None else 0
         digest = hashlib.sha256(f"{mrid:x}/single/{start}".encode()).digest()[:16]
         self._store_set(
-            record, ReadingSet(int.from_bytes(digest, "big"), start, duration, (reading,))
+            mirror_id,
+            record,
+            ReadingSet(int.from_bytes(digest, "big"), start, duration, (reading,)),
         )
 
     def add_reading_set(self, mirror_id: int, mrid: int, reading_set: ReadingSet) -> None:
         """A posted reading set; one with the same mRID replaces the earlier one in place."""
         record = self._mirrors[mirror_id].readings[mrid]
-        self._store_set(record, reading_set)
+        self._store_set(mirror_id, record, reading_set)
         if reading_set.readings:
             last = max(
                 reading_set.readings,
@@ -368,18 +404,121 @@ class Registry:
             if record.latest is None or (last.time_start or 0) >= (record.latest.time_start or 0):
                 record.latest = last
 
-    def _store_set(self, record: _MeterReading, reading_set: ReadingSet) -> None:
+    def _store_set(self, mirror_id: int, record: _MeterReading, reading_set: ReadingSet) -> None:
+        """Keep ``reading_set`` (replacing one with the same mRID), then apply the bounds: the
+        meter reading's history, the owner's budget and retention."""
+        budget = self._budget(self._mirrors[mirror_id].owner)
+        n = len(reading_set.readings)
+        token = self._next_token
+        self._next_token += 1
         old = record.sets.get(reading_set.mrid)
         if old is not None:
-            record.sets[reading_set.mrid] = (old[0], reading_set)
-            self.readings_mirrored += len(reading_set.readings) - len(old[1].readings)
-            return
-        record.sets[reading_set.mrid] = (record.next_set_id, reading_set)
-        record.next_set_id += 1
-        self.readings_mirrored += len(reading_set.readings)
+            old_n = len(old[1].readings)
+            self._change(budget, reading_bytes=-set_bytes(old_n), readings=-old_n)
+            self.readings_mirrored -= old_n
+            budget.stale += 1
+            set_id = old[0]
+        else:
+            set_id = record.next_set_id
+            record.next_set_id += 1
+        record.sets[reading_set.mrid] = (set_id, reading_set, token)
+        budget.order.append((token, mirror_id, record.mrid, reading_set.mrid))
+        self._change(budget, reading_bytes=set_bytes(n), readings=n)
+        self.readings_mirrored += n
+        end = reading_set.start + reading_set.duration
+        if budget.newest_end is None or end > budget.newest_end:
+            budget.newest_end = end
         while len(record.sets) > self.limits.history_per_mirror:
-            _, (_, dropped) = record.sets.popitem(last=False)
-            self.readings_dropped += len(dropped.readings)
+            _, (_, dropped, _) = record.sets.popitem(last=False)
+            k = len(dropped.readings)
+            self._change(budget, reading_bytes=-set_bytes(k), readings=-k)
+            self.readings_dropped += k
+            budget.stale += 1
+        self._retire(budget)
+
+    # --- the per-device budget (see ``budget``) ---------------------------------------------
+    def fits(
+        self, owner: str, new_mirror: bool, new_meter_readings: int, set_sizes: list[int]
+    ) -> str | None:
+        """None when ``owner`` can store a request adding a mirror (``new_mirror``),
+        ``new_meter_readings`` meter readings and reading sets of ``set_sizes`` readings (older
+        sets being retired to make room); else why not."""
+        budget = self._budget(owner)
+        meta = budget.meta_bytes + METER_READING_BYTES * new_meter_readings
+        meta += MIRROR_BYTES if new_mirror else 0
+        incoming = sum(set_bytes(n) for n in set_sizes)
+        readings = sum(set_sizes)
+        lim = self.limits
+        if meta + incoming <= lim.max_bytes_per_device and readings <= lim.max_readings_per_device:
+            return None
+        return (
+            f"this request holds {readings} readings (~{incoming} bytes) and the device's "
+            f"mirrors would take ~{meta} bytes: a device keeps at most "
+            f"{lim.max_readings_per_device} readings and {lim.max_bytes_per_device} bytes; "
+            "post fewer readings at once"
+        )
+
+    def budget_of(self, owner: str) -> DeviceBudget | None:
+        """What ``owner`` holds now (None for an unknown LFDI)."""
+        device_id = self._device_by_lfdi.get(owner)
+        return self._devices[device_id].budget if device_id is not None else None
+
+    def _budget(self, owner: str) -> DeviceBudget:
+        budget = self.budget_of(owner)
+        if budget is None:  # a mirror whose device was removed: account on a throwaway
+            return DeviceBudget()
+        return budget
+
+    def _budget_message(self, budget: DeviceBudget) -> str:
+        return (
+            f"the device's mirrors and meter readings take ~{budget.meta_bytes} of its "
+            f"{self.limits.max_bytes_per_device} bytes"
+        )
+
+    def _change(
+        self, budget: DeviceBudget, meta: int = 0, reading_bytes: int = 0, readings: int = 0
+    ) -> None:
+        budget.meta_bytes += meta
+        budget.reading_bytes += reading_bytes
+        budget.readings += readings
+        self.bytes_held += meta + reading_bytes
+
+    def _live(self, entry: tuple[int, int, int, int]) -> tuple[_MeterReading, ReadingSet] | None:
+        token, mirror_id, mrid, set_mrid = entry
+        mirror = self._mirrors.get(mirror_id)
+        record = mirror.readings.get(mrid) if mirror is not None else None
+        kept = record.sets.get(set_mrid) if record is not None else None
+        if kept is None or kept[2] != token:
+            return None
+        return record, kept[1]
+
+    def _retire(self, budget: DeviceBudget) -> None:
+        """Retire the device's oldest sets (posting order) while it is over its budget or they
+        ended more than ``retention_s`` before its newest set."""
+        lim = self.limits
+        cutoff = budget.newest_end - lim.retention_s if budget.newest_end is not None else None
+        while budget.order:
+            live = self._live(budget.order[0])
+            if live is None:
+                budget.order.popleft()
+                budget.stale -= 1
+                continue
+            record, oldest = live
+            over = (
+                budget.bytes > lim.max_bytes_per_device
+                or budget.readings > lim.max_readings_per_device
+            )
+            aged = cutoff is not None and oldest.start + oldest.duration < cutoff
+            if not (over or aged):
+                break
+            budget.order.popleft()
+            del record.sets[oldest.mrid]
+            n = len(oldest.readings)
+            self._change(budget, reading_bytes=-set_bytes(n), readings=-n)
+            self.readings_dropped += n
+        if budget.stale > len(budget.order) // 2 + 64:  # forget entries of sets gone otherwise
+            budget.order = type(budget.order)(e for e in budget.order if self._live(e))
+            budget.stale = 0
 
     def meter_reading_ids(self, mirror_id: int) -> list[int]:
         return [r.id for r in self._mirrors[mirror_id].readings.values()]
@@ -389,7 +528,7 @@ class Registry:
         record = self._reading_record(mirror_id, reading_id)
         if record is None:
             return []
-        views = [ReadingSetView(set_id, s) for set_id, s in record.sets.values()]
+        views = [ReadingSetView(set_id, s) for set_id, s, _ in record.sets.values()]
         views.sort(key=lambda v: (v.set.start, v.id), reverse=True)
         return views
 
@@ -397,7 +536,7 @@ class Registry:
         record = self._reading_record(mirror_id, reading_id)
         if record is None:
             return None
-        for sid, s in record.sets.values():
+        for sid, s, _ in record.sets.values():
             if sid == set_id:
                 return ReadingSetView(sid, s)
         return None
@@ -419,4 +558,5 @@ class Registry:
             "mirror_usage_points": len(self._mirrors),
             "readings_mirrored": self.readings_mirrored,
             "readings_dropped": self.readings_dropped,
+            "bytes_held": self.bytes_held,
         }

@@ -52,15 +52,34 @@ def gtx(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
         ([], {"INFLUXDB_ENABLED": "maybe"}, "INFLUXDB_ENABLED"),
         ([], {"IEEE2030_5_PORT": "-1"}, "IEEE2030_5_PORT"),
         ([], {"INFLUXDB_URL": "localhost:8086"}, "INFLUXDB_URL"),
+        (["--start", "0001-01-01"], {}, "--start"),
+        (["--start", "9999-12-31T23:59:59-14:00"], {}, "--start"),
+        (["--duration", "99999y"], {}, "--duration"),
+        (["--duration", "9" * 400 + "w"], {}, "--duration"),
+        (["--start", "2199-06-01", "--duration", "1y"], {}, "--duration"),
+        (["--namespace", ""], {}, "--namespace"),
+        (["--namespace", "_ray_internal_x"], {}, "--namespace"),
+        (["--data-dir", "/proc/forbidden"], {}, "--data-dir"),
+        (["--data-dir", "README.md"], {}, "--data-dir"),
+        (["--api-host", "999.1.1.1"], {}, "--api-host"),
+        ([], {"API_HOST": "999.1.1.1"}, "API_HOST"),
+        (["--api-host", "203.0.113.7"], {}, "--api-host"),  # TEST-NET-3: not this machine
+        (["--ieee2030-5-host", "999.1.1.1"], {}, "--ieee2030-5-host"),
+        (["--address", "no-port-here"], {}, "--address"),
     ],
 )
 def test_bad_flags_and_variables_exit_2_with_one_clear_line(args, env, names):
+    # --address local: a value that slipped through validation must not join another cluster
+    if "--address" not in args:
+        args = [*args, "--address", "local"]
     result = gtx(*args, env=env)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert names in lines[0]
     assert "Traceback" not in result.stderr
+    if names == "--api-host":
+        assert "--api-port" not in lines[0]
 
 
 def test_a_busy_api_port_exits_2_before_anything_starts(tmp_path):
@@ -420,3 +439,65 @@ def test_the_api_of_a_killed_driver_frees_its_port(ray_runtime, tmp_path):
             break  # refused: the port is free again
         assert time.monotonic() < deadline, "the dead run's REST API still holds its port"
         time.sleep(1)
+
+
+def _one_line_no_traceback(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_cluster_address_where_nothing_listens_exits_2_quickly(tmp_path):
+    started = time.monotonic()
+    result = gtx("--address", "127.0.0.1:1", "--data-dir", str(tmp_path), timeout=120)
+    assert result.returncode == 2, result.stderr
+    line = _one_line_no_traceback(result)
+    assert "--address" in line and ":1" in line and "ray start" in line
+    assert time.monotonic() - started < 60  # Ray alone would retry for minutes
+
+
+def test_a_local_ray_that_cannot_start_is_one_line_not_a_traceback(tmp_path):
+    """Ray's own start-up failure (here: its temp dir cannot be created)."""
+    result = gtx(
+        *("--address", "local", "--data-dir", str(tmp_path)),
+        env={"RAY_TMPDIR": "/proc/forbidden"},
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    line = _one_line_no_traceback(result)
+    assert "could not start Ray" in line and "/proc/forbidden" in line
+
+
+def _env_without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def test_a_cluster_that_refuses_the_token_exits_2_saying_which_variable(ray_runtime, tmp_path):
+    """Ray 2.60 turns token authentication on for a local cluster: a wrong token, or none,
+    is one line that says how to pass the cluster's token."""
+    address = ray_runtime.get_runtime_context().gcs_address
+    common = ("--address", address, "--data-dir", str(tmp_path), "--namespace", "gtx_cli_auth")
+    wrong = subprocess.run(
+        [sys.executable, "-m", "gtx_ray", *common],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32},
+    )
+    assert wrong.returncode == 2, wrong.stderr
+    line = _one_line_no_traceback(wrong)
+    assert address in line and "RAY_AUTH_TOKEN" in line and "token" in line
+
+    unset = subprocess.run(
+        [sys.executable, "-m", "gtx_ray", *common],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env_without("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"),
+    )
+    assert unset.returncode == 2, unset.stderr
+    line = _one_line_no_traceback(unset)
+    assert "RAY_AUTH_MODE=token" in line and "RAY_AUTH_TOKEN" in line

@@ -6,7 +6,8 @@ already mirrors, updates it (204 + Location); with an mRID another device mirror
 are POSTed to /mup/{id} as one MirrorMeterReading or a MirrorMeterReadingList; each carries a
 single Reading and/or MirrorReadingSets. A MirrorMeterReading with an mRID the mirror does not
 know yet must carry its ReadingType (400 otherwise). Every request is checked whole before
-anything is stored, so a rejected request changes nothing.
+anything is stored, so a rejected request changes nothing; one that does not fit the device's
+memory budget even after its older sets are retired is 400 with reasonCode 2 (see ``budget``).
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def get_mirror(
 
 
 def _check_readings(
-    registry: Registry, mirror_id: int | None, readings: Sequence[MirrorMeterReading]
+    registry: Registry,
+    owner: str,
+    mirror_id: int | None,
+    readings: Sequence[MirrorMeterReading],
 ) -> None:
-    """Raise before any change if ``readings`` cannot all be stored on the mirror."""
+    """Raise before any change if ``readings`` cannot all be stored on the mirror (``None``: a
+    new one), within the meter-reading bound and the owner's memory budget."""
     seen: set[int] = set()
     new = 0
     for mmr in readings:
@@ -78,6 +83,11 @@ def _check_readings(
             f"a mirror usage point may hold {registry.limits.max_readings_per_mirror} "
             "meter readings"
         )
+    sizes = [len(s.readings) for mmr in readings for s in mmr.reading_sets]
+    sizes += [1 for mmr in readings if mmr.reading is not None]
+    problem = registry.fits(owner, mirror_id is None, new, sizes)
+    if problem is not None:
+        raise LimitReached(problem)
 
 
 def _store_readings(
@@ -104,7 +114,7 @@ def create_or_update(
     if existing is not None:
         if registry.mirror_owner(existing) != caller.lfdi:
             raise Conflict(f"mRID {body.mrid:032X} is mirrored by another device")
-        _check_readings(registry, existing, body.meter_readings)
+        _check_readings(registry, caller.lfdi, existing, body.meter_readings)
         registry.update_mirror_header(existing, body)
         _store_readings(registry, existing, body.meter_readings, now)
         return Updated(mup_href(existing))
@@ -112,7 +122,7 @@ def create_or_update(
         raise LimitReached(
             f"a device may hold {registry.limits.max_mirrors_per_device} mirror usage points"
         )
-    _check_readings(registry, None, body.meter_readings)
+    _check_readings(registry, caller.lfdi, None, body.meter_readings)
     mirror_id = registry.add_mirror(caller.lfdi, body)
     _store_readings(registry, mirror_id, body.meter_readings, now)
     return Created(mup_href(mirror_id))
@@ -127,7 +137,7 @@ def post_readings(
 ) -> Created:
     """POST /mup/{id}: one MirrorMeterReading or a list of them."""
     _own_mirror(registry, caller, mirror_id)
-    _check_readings(registry, mirror_id, readings)
+    _check_readings(registry, caller.lfdi, mirror_id, readings)
     _store_readings(registry, mirror_id, readings, now)
     return Created(mup_href(mirror_id))
 
