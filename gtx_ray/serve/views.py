@@ -20,6 +20,16 @@ from gtx_ray.model.load import BUILDING_TYPES
 from gtx_ray.readings import FIELD_COLUMNS
 
 PHASE_TYPE = {1: "single_phase", 3: "three_phase"}
+# a reading's JSON keys (and CSV columns), in order
+READING_KEYS = (
+    "meter_id",
+    "timestamp",
+    "building",
+    "floor",
+    "meter_type",
+    "phase_type",
+    *FIELD_COLUMNS,
+)
 
 
 def rfc3339(epoch_s: float | None) -> str | None:
@@ -83,11 +93,10 @@ def reading_dicts(table: pa.Table, phases_by_meter: dict[str, int]) -> list[dict
 
 
 def readings_csv(readings: list[dict]) -> str:
-    """The same readings as CSV (header row, one reading per line)."""
-    if not readings:
-        return ""
+    """The same readings as CSV: the header row (also when there are no readings), then one
+    reading per line."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(readings[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=READING_KEYS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(readings)
     return buffer.getvalue()

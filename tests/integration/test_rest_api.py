@@ -299,6 +299,13 @@ def test_history_equals_storage_json_and_csv(running):
     parsed = list(csv.DictReader(io.StringIO(raw.decode())))
     assert len(parsed) == 3
     assert float(parsed[0]["energy_consumed"]) == mine[rfc3339(START)]["energy_consumed"]
+    header = raw.decode().splitlines()[0]
+    assert header.split(",") == list(rows[0])  # the JSON keys, in order
+
+    # no readings in the range: still the header row, so a CSV reader sees the columns
+    status, headers, raw = api.request(f"/api/meters/{meter}/readings?start=0&end=900&format=csv")
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert raw.decode() == header + "\n"
 
     status, rows = api.json(f"/api/meters/{meter}/readings?start={START}&limit=2")
     assert status == 200 and len(rows) == 2
