@@ -18,6 +18,7 @@ from gtx_ray.actors.meter import ClientPlan, MeterActor
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
 from gtx_ray.settings import Settings
+from gtx_ray.storage.parquet import new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +133,18 @@ class Simulation:
         return len(self.meters)
 
     def status(self, timeout_s: float = 10.0) -> dict[str, Any] | None:
-        """Clock and storage status, or None while the actors are still starting."""
+        """Clock and storage status, or None while the actors are starting or being restarted
+        by Ray after a death."""
         try:
             clock, storage = ray.get(
                 [self.clock.status.remote(), self.aggregator.status.remote()], timeout=timeout_s
             )
-        except ray.exceptions.GetTimeoutError:
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
             return None
         return {"clock": clock, "storage": storage}
 
     def stop(self) -> None:
+        """Ask the clock to stop (idempotent: call again if it may have been restarted since)."""
         self.clock.stop.remote()
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -150,8 +153,10 @@ class Simulation:
         return bool(ready)
 
     def finish(self, timeout_s: float = 600.0) -> dict[str, Any]:
-        """Wait for the clock, store everything queued, close sinks, end the actors."""
-        error = None
+        """Wait for the clock, store everything queued, close sinks, end the actors. Raises
+        ``SimulationFailed`` (with the storage status when the aggregator could give it) when
+        the clock ended on an error or the actors could not be reached."""
+        error: BaseException | None = None
         try:
             ray.get(self.run_ref, timeout=timeout_s)
         except Exception as exc:  # reported to the caller after the flush
@@ -160,15 +165,30 @@ class Simulation:
             ray.get([a.stop_clients.remote(10.0) for a in self.meter_actors], timeout=60)
         except Exception as exc:
             log.warning("2030.5 clients did not stop cleanly: %s", exc)
-        storage = ray.get(self.aggregator.close.remote(), timeout=timeout_s)
-        clock = ray.get(self.clock.status.remote(), timeout=timeout_s)
-        for actor in [self.clock, self.aggregator, *self.meter_actors]:
-            ray.kill(actor, no_restart=True)
-        if self.layout is not None:  # Ray frees names asynchronously: let a next run reuse them
-            _wait_names_free(self.layout.actor_names, self.settings.namespace)
+        storage = clock = None
+        try:
+            storage = ray.get(self.aggregator.close.remote(), timeout=timeout_s)
+            clock = ray.get(self.clock.status.remote(), timeout=timeout_s)
+        except Exception as exc:
+            error = error or exc
+        finally:
+            for actor in [self.clock, self.aggregator, *self.meter_actors]:
+                ray.kill(actor, no_restart=True)
+            if self.layout is not None:  # Ray frees names asynchronously: let a next run reuse
+                _wait_names_free(self.layout.actor_names, self.settings.namespace)
         if error is not None:
-            raise error
+            raise SimulationFailed(error, storage)
         return {"clock": clock, "storage": storage}
+
+
+class SimulationFailed(RuntimeError):
+    """A run ended on an error; ``storage`` is the aggregator's last status (None if unknown)."""
+
+    def __init__(self, cause: BaseException, storage: dict[str, Any] | None):
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        super().__init__(f"{type(cause).__name__}: {first_line}")
+        self.cause = cause
+        self.storage = storage
 
 
 def influx_config(settings: Settings):
@@ -261,6 +281,7 @@ def start_simulation(
             start_s,
             settings.interval_s,
             influx=influx_config(settings),
+            run_id=new_run_id(),  # fixed here: a restarted aggregator resumes the same run
         )
         created.append(aggregator)
         meter_actors = []

@@ -1,35 +1,48 @@
 """AggregatorActor: takes each window's batches, keeps the latest reading per meter for the REST
 API and hands the batches to the storage sinks, in window order, through a bounded queue.
 
-``ingest`` returns once the window is queued for storage; when the queue is full it waits, and so
-does the clock that awaits it (backpressure). A window that arrives twice (a retried call) is
-ignored; a window that arrives early waits for its predecessors.
+``ingest`` returns once the window is stored (written and flushed by every sink); while the queue
+is full it waits, and so does the clock that awaits it (backpressure). A window that arrives twice
+(a retried call) is ignored, one that overlaps what is stored (a clock resuming from a checkpoint)
+is trimmed to the new intervals, and one that arrives early waits for its predecessors.
+
+The actor survives its own death: Ray restarts it (same arguments) and retries the calls in
+flight. It finds where the run's storage stands from the run's checkpoint and, for Parquet, from
+the run's own parts (the truth), so every (meter, interval) is stored exactly once. InfluxDB
+writes are idempotent (same series and timestamp overwrite), so a window re-sent after a crash
+stores nothing twice there either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 from ray.util import metrics
 
 from gtx_ray.readings import READING_SCHEMA
 from gtx_ray.storage import ReadingSink
-from gtx_ray.storage.parquet import ParquetSink
+from gtx_ray.storage.checkpoint import CHECKPOINT_EVERY_S, Checkpoint, CheckpointStore
+from gtx_ray.storage.parquet import ParquetSink, new_run_id
 
 log = logging.getLogger(__name__)
 
 
-def make_sink(data_dir: str, influx: Any, parquet_rows_per_file: int) -> ReadingSink:
+def make_sink(
+    data_dir: str, influx: Any, parquet_rows_per_file: int, run_id: str | None = None
+) -> ReadingSink:
     """InfluxDB (spooling to ``DATA_DIR/spool`` while it cannot write) when configured, else
     Parquet parts under ``DATA_DIR/readings``."""
     if influx is None:
-        return ParquetSink(Path(data_dir), rows_per_file=parquet_rows_per_file)
+        return ParquetSink(Path(data_dir), rows_per_file=parquet_rows_per_file, run_id=run_id)
     from dataclasses import replace
 
     from gtx_ray.storage.influx import InfluxSink
@@ -37,7 +50,27 @@ def make_sink(data_dir: str, influx: Any, parquet_rows_per_file: int) -> Reading
     return InfluxSink(replace(influx, spool_dir=Path(data_dir) / "spool"))
 
 
-@ray.remote(num_cpus=0)
+@dataclass
+class _Window:
+    """One window on its way to storage: its batches (one per meter group) and, for the
+    checkpoint, the meter states at its end (unresolved object references) and the clock's
+    settings."""
+
+    end_s: int
+    batches: list[pa.RecordBatch]
+    rows: int
+    states: list | None
+    clock: dict | None
+    stored: asyncio.Future
+
+
+def trim_before(batch: pa.RecordBatch, start_s: int) -> pa.RecordBatch:
+    """The rows of ``batch`` at or after ``start_s`` (UTC epoch s)."""
+    cutoff = pa.scalar(start_s, pa.timestamp("s", tz="UTC"))
+    return batch.filter(pc.greater_equal(batch.column("timestamp"), cutoff))
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class AggregatorActor:
     """See the module docstring. Sinks are built inside the actor from plain settings."""
 
@@ -49,22 +82,28 @@ class AggregatorActor:
         queue_windows: int = 4,
         parquet_rows_per_file: int = 1_000_000,
         influx: Any = None,
+        run_id: str | None = None,
     ):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        self._sinks: list[ReadingSink] = [make_sink(data_dir, influx, parquet_rows_per_file)]
+        run_id = run_id or new_run_id()
+        sink = make_sink(data_dir, influx, parquet_rows_per_file, run_id)
+        self._sinks: list[ReadingSink] = [sink]
         self._interval_s = interval_s
-        self._expected_start = start_s
+        self._checkpoints = CheckpointStore(data_dir, run_id)
+        self._checkpoint = self._recover(sink, start_s)
+        self._expected_start = self._checkpoint.stored_until_s
+        self._last_checkpoint_at = time.monotonic()
         self._window_ready = asyncio.Condition()
-        self._queue: asyncio.Queue[tuple[int, list[pa.RecordBatch]] | None] = asyncio.Queue(
-            maxsize=queue_windows
-        )
+        self._queue: asyncio.Queue[_Window | None] = asyncio.Queue(maxsize=queue_windows)
         self._latest: dict[int, pa.RecordBatch] = {}  # group → its meters' last interval
         self._latest_start_s: int | None = None
         self.rows_received = 0
-        self.rows_stored = 0
+        self.rows_stored = self._checkpoint.rows_stored
         self.windows_stored = 0
-        self.stored_until_s = start_s
+        self.stored_until_s = self._checkpoint.stored_until_s
         self.duplicates_ignored = 0
+        self.rows_trimmed = 0
+        self.recovered = self.stored_until_s > start_s
         self.last_error: str | None = None
         self._closed = False
         self._failed: BaseException | None = None
@@ -79,36 +118,75 @@ class AggregatorActor:
             "gtx_storage_queue_depth", description="Windows waiting for storage."
         )
 
+    def _recover(self, sink: ReadingSink, start_s: int) -> Checkpoint:
+        """Where this run's storage stands: the checkpoint, corrected by what the Parquet parts
+        hold (a window may have been stored after the last checkpoint)."""
+        checkpoint = self._checkpoints.load() or Checkpoint(self._checkpoints.run_id, start_s, 0)
+        if isinstance(sink, ParquetSink):
+            rows, newest_s = sink.stored_extent()
+            if newest_s is not None:
+                until = max(checkpoint.stored_until_s, newest_s + self._interval_s)
+                checkpoint = replace(checkpoint, stored_until_s=until, rows_stored=rows)
+        if checkpoint.stored_until_s > start_s:
+            log.warning(
+                "aggregator restarted: run %s is stored up to %d (%d readings); resuming there",
+                checkpoint.run_id,
+                checkpoint.stored_until_s,
+                checkpoint.rows_stored,
+            )
+        return checkpoint
+
     def _ensure_writer(self) -> None:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
-    async def ingest(self, window_start_s: int, n_intervals: int, *batches: pa.RecordBatch) -> int:
-        """Queue one window (one batch per meter group, in group order) for storage."""
+    async def ingest(
+        self,
+        window_start_s: int,
+        n_intervals: int,
+        *batches: pa.RecordBatch,
+        states: list | None = None,
+        clock: dict | None = None,
+    ) -> int:
+        """Store one window (one batch per meter group, in group order); returns the rows newly
+        stored. ``states``: a one-element list holding the groups' state references at the
+        window's end, kept for the checkpoint (nested, so Ray does not fetch them here);
+        ``clock``: the clock's settings to checkpoint with them."""
         if self._closed:
             raise RuntimeError("the aggregator is closed")
         if self._failed is not None:
             raise RuntimeError(self.last_error)
         self._ensure_writer()
+        end_s = window_start_s + n_intervals * self._interval_s
         async with self._window_ready:
             await self._window_ready.wait_for(lambda: window_start_s <= self._expected_start)
-            if window_start_s < self._expected_start:
+            if end_s <= self._expected_start:
                 self.duplicates_ignored += 1
-                log.warning("window at %d arrived twice; ignored", window_start_s)
+                log.warning("window %d..%d is stored already; ignored", window_start_s, end_s)
                 return 0
-            rows = sum(b.num_rows for b in batches)
-            for group, batch in enumerate(batches):
-                per_interval = batch.num_rows // n_intervals
+            parts = list(batches)
+            if window_start_s < self._expected_start:  # a clock resumed from a checkpoint
+                parts = [trim_before(b, self._expected_start) for b in parts]
+                self.rows_trimmed += sum(b.num_rows for b in batches) - sum(
+                    b.num_rows for b in parts
+                )
+            rows = sum(b.num_rows for b in parts)
+            intervals = (end_s - max(window_start_s, self._expected_start)) // self._interval_s
+            for group, batch in enumerate(parts):
+                per_interval = batch.num_rows // intervals
                 self._latest[group] = batch.slice(batch.num_rows - per_interval)
-            self._latest_start_s = window_start_s + (n_intervals - 1) * self._interval_s
+            self._latest_start_s = end_s - self._interval_s
             self.rows_received += rows
-            await self._put((window_start_s + n_intervals * self._interval_s, list(batches)))
+            stored = asyncio.get_running_loop().create_future()
+            window = _Window(end_s, parts, rows, states[0] if states else None, clock, stored)
+            await self._put(window)
             self._queue_metric.set(self._queue.qsize())
-            self._expected_start = window_start_s + n_intervals * self._interval_s
+            self._expected_start = end_s
             self._window_ready.notify_all()
+        await stored  # raises when storage failed
         return rows
 
-    async def _put(self, item: tuple[int, list[pa.RecordBatch]]) -> None:
+    async def _put(self, item: _Window) -> None:
         """Queue for storage, waiting while the queue is full; fail if storage has failed."""
         while True:
             if self._failed is not None:
@@ -121,35 +199,73 @@ class AggregatorActor:
 
     async def _write_loop(self) -> None:
         while True:
-            item = await self._queue.get()
+            window = await self._queue.get()
             try:
-                if item is None:
+                if window is None:
                     return
-                end_s, batches = item
-                if self._failed is not None:
-                    continue  # storage is broken: the run is stopping, keep the queue moving
+                if self._failed is not None:  # storage is broken: the run is stopping
+                    window.stored.set_exception(RuntimeError(self.last_error))
+                    continue
                 try:
-                    await asyncio.to_thread(self._write_all, batches)
+                    await asyncio.to_thread(self._write_all, window.batches)
                 except Exception as exc:  # a sink that cannot keep data at all: stop loudly
                     self._failed = exc
                     self.last_error = f"storage failed: {type(exc).__name__}: {exc}"
                     log.exception("storage failed")
+                    window.stored.set_exception(RuntimeError(self.last_error))
                     continue
-                rows = sum(b.num_rows for b in batches)
-                self.rows_stored += rows
+                self.rows_stored += window.rows
                 self.windows_stored += 1
-                self.stored_until_s = end_s
-                self._batches_metric.inc(len(batches))
-                self._rows_metric.inc(rows)
+                self.stored_until_s = window.end_s
+                self._checkpoint = self._checkpoint.advanced(window.end_s, window.rows)
+                await self._maybe_checkpoint(window)
+                self._batches_metric.inc(len(window.batches))
+                self._rows_metric.inc(window.rows)
                 self._queue_metric.set(self._queue.qsize())
+                window.stored.set_result(window.rows)
             finally:
                 self._queue.task_done()
 
+    async def _maybe_checkpoint(self, window: _Window, force: bool = False) -> None:
+        """Record the meters' states at this stored window's end, every CHECKPOINT_EVERY_S."""
+        due = time.monotonic() - self._last_checkpoint_at >= CHECKPOINT_EVERY_S
+        if window.states is None or not (due or force):
+            return
+        try:
+            states = await asyncio.gather(*window.states)
+        except ray.exceptions.RayError as exc:  # the clock that owned them died: skip this one
+            log.warning("no checkpoint at %d: meter states unavailable (%s)", window.end_s, exc)
+            return
+        self._checkpoint = replace(
+            self._checkpoint,
+            state_s=window.end_s,
+            states=list(states),
+            clock=window.clock or self._checkpoint.clock,
+        )
+        await asyncio.to_thread(self._checkpoints.save, self._checkpoint)
+        self._last_checkpoint_at = time.monotonic()
+
     def _write_all(self, batches: list[pa.RecordBatch]) -> None:
         for sink in self._sinks:
-            for batch in batches:
-                sink.write(batch)
+            last = len(batches) - 1
+            for i, batch in enumerate(batches):
+                if isinstance(sink, ParquetSink):  # a window is recovered whole or not at all
+                    sink.write(batch, last_of_window=i == last)
+                else:
+                    sink.write(batch)
             sink.flush()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    async def resume_point(self) -> Checkpoint:
+        """Where a (re)started clock begins: the last checkpoint (states None: from the start)."""
+        return self._checkpoint
+
+    async def remember_clock(self, clock: dict) -> None:
+        """Checkpoint the clock's settings now (a pause or a new speed survives a clock restart)."""
+        self._checkpoint = replace(self._checkpoint, clock=clock)
+        await asyncio.to_thread(self._checkpoints.save, self._checkpoint)
 
     async def latest(self) -> pa.Table:
         """The newest reading of every meter (one row per meter)."""
@@ -177,6 +293,8 @@ class AggregatorActor:
             "latest_interval_s": self._latest_start_s,
             "queue_depth": self._queue.qsize(),
             "duplicates_ignored": self.duplicates_ignored,
+            "rows_trimmed": self.rows_trimmed,
+            "recovered": self.recovered,
             "last_error": self.last_error,
             "sinks": [sink.status() for sink in self._sinks],
             "time": time.time(),
@@ -201,4 +319,6 @@ class AggregatorActor:
                 await self._writer
             for sink in self._sinks:
                 await asyncio.to_thread(sink.close)
+            if self._failed is None:  # everything is stored: nothing left to resume
+                self._checkpoints.remove()
         return await self.status()

@@ -6,6 +6,15 @@ accelerated (``speed`` X simulated seconds per wall second) and as fast as possi
 between the clock and storage; the clock waits for the aggregator before issuing more
 (backpressure). Each group's ``MeterState`` travels as an object reference from one window's step
 to the next, so a restarted meter actor resumes exactly where its group stood.
+
+The clock survives its own death: Ray restarts it and retries ``run``, which resumes from the
+run's checkpoint (the meters' states at a stored window's end and the clock's speed, pause and
+pacing anchor, kept by the aggregator with the stored readings). Windows between the checkpoint
+and the end of storage are generated again and the aggregator drops the rows it has, so the run
+goes on with every (meter, interval) stored exactly once.
+
+Operator commands carry a deadline: a command that reaches the clock after it is refused and
+never applied, so a caller that gave up waiting can say truthfully that it was not applied.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +32,12 @@ import ray
 from ray.util import metrics
 
 log = logging.getLogger(__name__)
+
+ACTIONS = ("pause", "resume", "stop")
+
+
+class CommandExpired(RuntimeError):
+    """An operator command reached the clock after its deadline; it was not applied."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,7 @@ class ClockPlan:
     rows_per_interval: int  # meters in the fleet
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class ClockActor:
     """See the module docstring."""
 
@@ -95,12 +111,47 @@ class ClockActor:
         if self._speed is not None:
             self._wall_start = time.time() - (self._next_start_s - self._plan.start_s) / self._speed
 
+    def _settings(self) -> dict[str, Any]:
+        """What a restarted clock needs besides the meters' states (checkpointed with them)."""
+        return {
+            "speed": self._speed,
+            "paused": not self._resumed.is_set(),
+            "wall_start": self._wall_start,
+        }
+
+    def _remember_settings(self) -> None:
+        self._aggregator.remember_clock.remote(self._settings())  # no wait: a command is atomic
+
+    async def _initial_states(self) -> list:
+        """The groups' states to start from: the run's checkpoint after a restart of this actor
+        (the clock's settings restored with it), else the start of the run."""
+        plan = self._plan
+        checkpoint = await self._aggregator.resume_point.remote()
+        if checkpoint.states is None or checkpoint.state_s is None:
+            return [actor.initial_state.remote(plan.start_s) for actor in self._meters]
+        settings = checkpoint.clock
+        self._speed = settings.get("speed", self._speed)
+        if settings.get("wall_start"):
+            self._wall_start = settings["wall_start"]
+        if settings.get("paused"):
+            self._resumed.clear()
+        self._next_start_s = checkpoint.state_s
+        self._issued_intervals = self._stored_intervals = (
+            checkpoint.state_s - plan.start_s
+        ) // plan.interval_s
+        log.warning(
+            "clock restarted: resuming at %d from the run's checkpoint (stored up to %d)",
+            checkpoint.state_s,
+            checkpoint.stored_until_s,
+        )
+        return [ray.put(state) for state in checkpoint.states]
+
     async def run(self) -> dict[str, Any]:
         """Drive the meters until the end time or ``stop``; return the final status."""
         plan = self._plan
         self._running = True
         self._wall_start = time.time()
-        states = [actor.initial_state.remote(plan.start_s) for actor in self._meters]
+        states = await self._initial_states()
         pending: collections.deque = collections.deque()
         try:
             while not self._stop.is_set():
@@ -141,7 +192,9 @@ class ClockActor:
                     batch, states[g] = actor.step.remote(states[g], n)
                     batches.append(batch)
                 window_end = self._next_start_s + n * plan.interval_s
-                ack = self._aggregator.ingest.remote(self._next_start_s, n, *batches)
+                ack = self._aggregator.ingest.remote(
+                    self._next_start_s, n, *batches, states=[list(states)], clock=self._settings()
+                )
                 pending.append((ack, n, window_end))
                 self._next_start_s = window_end
                 self._issued_intervals += n
@@ -170,7 +223,8 @@ class ClockActor:
         ack, n, window_end = item
         rows = await ack
         self._stored_intervals += n
-        self._readings_metric.inc(max(rows, 0))
+        if rows > 0:  # 0 for a window that was stored before a restart
+            self._readings_metric.inc(rows)
         if self._speed is not None:
             self._lag_s = max(0.0, time.time() - self._due_wall(window_end))
             self._lag_metric.set(self._lag_s)
@@ -187,11 +241,13 @@ class ClockActor:
     async def pause(self) -> None:
         """Stop issuing windows until ``resume``; in-flight windows still complete."""
         self._resumed.clear()
+        self._remember_settings()
 
     async def resume(self) -> None:
         if not self._resumed.is_set():
             self._reanchor()
             self._resumed.set()
+            self._remember_settings()
 
     async def set_speed(self, speed: float | None) -> None:
         """Simulated seconds per wall second (None: as fast as possible), from now on."""
@@ -200,6 +256,35 @@ class ClockActor:
         self._speed = speed
         self._reanchor()
         self._changed.set()
+        self._remember_settings()
+
+    async def command(
+        self,
+        action: str | None = None,
+        speed: float | None = None,
+        change_speed: bool = False,
+        deadline_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Apply an operator command whole: a new ``speed`` (when ``change_speed``; None = as
+        fast as possible), then ``action`` (pause, resume or stop). Refused, with nothing
+        applied, when the wall clock is past ``deadline_s`` (UTC epoch s) or an argument is
+        invalid. Returns the status after it."""
+        if deadline_s is not None and time.time() > deadline_s:
+            raise CommandExpired(
+                f"the command arrived {time.time() - deadline_s:.1f} s after its deadline"
+            )
+        if action is not None and action not in ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        if change_speed and speed is not None and not speed > 0:
+            raise ValueError(f"speed must be > 0 or None, got {speed}")
+        if change_speed:  # no await between checking the deadline and applying
+            await self.set_speed(speed)
+        if action is not None:
+            await getattr(self, action)()
+        return await self.status()
+
+    def pid(self) -> int:
+        return os.getpid()
 
     async def status(self) -> dict[str, Any]:
         plan = self._plan
