@@ -394,6 +394,73 @@ def count_check(settings: Settings, simulation) -> None:
         )
 
 
+def missing_span(
+    plan, stored_until_s: int, issued_until_s: int, stopped: bool
+) -> tuple[int, int] | None:
+    """The simulated span [from, to) (UTC epoch s) a run should have stored and did not: up to
+    its end for a bounded run that was not stopped, else up to what the clock issued."""
+    target = issued_until_s if stopped or plan.end_s is None else plan.end_s
+    return (stored_until_s, target) if stored_until_s < target else None
+
+
+def _log_missing(plan, n_meters: int, span: tuple[int, int]) -> None:
+    intervals = (span[1] - span[0]) // plan.interval_s
+    log.error(
+        "MISSING: intervals %s to %s are not stored (%s intervals x %d meters = %s readings); "
+        "re-run that span with --start %s --duration %ds",
+        _iso(span[0]),
+        _iso(span[1]),
+        f"{intervals:,}",
+        n_meters,
+        f"{intervals * n_meters:,}",
+        _iso(span[0]),
+        span[1] - span[0],
+    )
+
+
+def report_done(simulation, final: dict, stopped: bool) -> int:
+    """The final line of a run that ended; 1 when storage failed or intervals are missing."""
+    plan = simulation.plan
+    clock, storage = final["clock"], final["storage"]
+    log.info(
+        "done: %s readings stored for %d meters, simulated %s to %s, in %s",
+        f"{storage['rows_stored']:,}",
+        simulation.n_meters,
+        _iso(plan.start_s),
+        _iso(storage["stored_until_s"]),
+        duration_text(clock["wall_elapsed_s"]),
+    )
+    status = 0
+    if storage.get("last_error"):
+        log.error("storage reported: %s", storage["last_error"])
+        status = 1
+    span = missing_span(plan, storage["stored_until_s"], clock["next_start_s"], stopped)
+    if span is not None:
+        _log_missing(plan, simulation.n_meters, span)
+        status = 1
+    return status
+
+
+def report_failure(simulation, exc: BaseException) -> int:
+    """The run failed for good: say how far storage got and what is missing (exit 1)."""
+    plan = simulation.plan
+    log.error("the run failed: %s", exc)
+    storage = getattr(exc, "storage", None)
+    if storage is None:  # the aggregator is gone too: Parquet parts and the journal remain
+        log.error(
+            "storage state unknown: readings are in %s (a journal left there becomes Parquet "
+            "on the next start or with `replay`)",
+            Path(simulation.settings.data_dir).resolve(),
+        )
+        return 1
+    stored_until_s = storage["stored_until_s"]
+    log.error("stored up to %s (%s readings)", _iso(stored_until_s), f"{storage['rows_stored']:,}")
+    span = missing_span(plan, stored_until_s, plan.end_s or stored_until_s, stopped=False)
+    if span is not None:
+        _log_missing(plan, simulation.n_meters, span)
+    return 1
+
+
 def run(settings: Settings) -> int:
     """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
     import ray  # here, not at the top: keeps --help and usage errors fast
@@ -453,30 +520,23 @@ def run(settings: Settings) -> int:
         )
         line = StatusLine(simulation.n_meters)
         next_status = time.monotonic() + settings.status_every_s
-        stopping = False
+        stop_sent_at: float | None = None
         while not simulation.wait(timeout_s=0.2):
-            if stop_requested.is_set() and not stopping:
+            if stop_requested.is_set() and (
+                stop_sent_at is None or time.monotonic() - stop_sent_at > 2.0
+            ):  # again every 2 s: a clock that Ray restarted meanwhile never heard the first
                 simulation.stop()
-                stopping = True
+                stop_sent_at = time.monotonic()
             if time.monotonic() >= next_status:
                 log.info("%s", line.render(simulation.status()))
                 next_status = time.monotonic() + settings.status_every_s
         if settings.influxdb_enabled and plan.end_s is not None and not stop_requested.is_set():
             count_check(settings, simulation)
-        final = services.stop()
-        clock, storage = final["clock"], final["storage"]
-        log.info(
-            "done: %s readings stored for %d meters, simulated %s to %s, in %s",
-            f"{storage['rows_stored']:,}",
-            simulation.n_meters,
-            _iso(plan.start_s),
-            _iso(clock["next_start_s"]),
-            duration_text(clock["wall_elapsed_s"]),
-        )
-        if storage.get("last_error"):
-            log.error("storage reported: %s", storage["last_error"])
-            return 1
-        return 0
+        try:
+            final = services.stop()
+        except Exception as exc:  # the run failed for good: say what is stored and what is not
+            return report_failure(simulation, exc)
+        return report_done(simulation, final, stopped=stop_requested.is_set())
     finally:
         services.stop()  # after an error: end what was started (no-op after a clean stop)
         for sig, handler in previous.items():
