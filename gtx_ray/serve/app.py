@@ -40,7 +40,9 @@ READINGS_MAX_PAGE = 10_000
 DESCRIPTION = (
     "Live readings and campus summaries from the gtx_ray smart meter simulator. Powers in kW, "
     "energies in kWh, voltage in V, current in A, temperature in °C, humidity and battery level "
-    "in %. Timestamps are RFC 3339 UTC, the start of the interval a reading covers."
+    "in %. Timestamps are RFC 3339 UTC, the start of the interval a reading covers.\n\n"
+    "Requests with a target over 8 KiB get 414, heads over 32 KiB or 100 fields get 431, both "
+    "as JSON errors."
 )
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import uvicorn
 
+from gtx_ray.serve.http_limits import BoundedHttpToolsProtocol
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 30.0
@@ -83,7 +85,7 @@ class ThreadedHttpServer:
         self._error: str | None = None
         config = uvicorn.Config(
             app,
-            http="httptools",
+            http=BoundedHttpToolsProtocol,  # JSON 414/431 for over-long heads
             lifespan="off",
             log_config=None,  # uvicorn's default dictConfig would close Serve's log handlers
             access_log=False,

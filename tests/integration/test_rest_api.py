@@ -336,6 +336,50 @@ def test_errors_are_json_with_a_message(running, path, status):
     assert body["status"] == status and body["error"]
 
 
+def _raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as is on a new connection; the status, headers and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "problem"),
+    [
+        (
+            b"GET /api/readings?x=" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: h\r\n\r\n",
+            414,
+            "target",
+        ),
+        (
+            b"GET /api/readings HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+            431,
+            "head",
+        ),
+        (
+            b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(500)) + b"\r\n",
+            431,
+            "header",
+        ),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "invalid"),
+    ],
+)
+def test_over_long_or_broken_requests_get_json_errors(running, request_bytes, status, problem):
+    _, api, _ = running
+    port = int(api.base.rsplit(":", 1)[1])
+    got, headers, body = _raw_exchange(port, request_bytes)
+    assert got == status and headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["status"] == status and problem in answer["error"]
+    assert api.json("/api/meters")[0] == 200  # the server is fine
+
+
 def test_readings_paging_and_cors(running):
     _, api, _ = running
     status, headers, raw = api.request("/api/readings?limit=10&offset=20")
