@@ -54,8 +54,8 @@ class Settings:
     influxdb_enabled: bool = True
     influxdb_url: str = "http://localhost:8086"
     influxdb_token: str = ""
-    influxdb_org: str = "gtx_ray"
-    influxdb_bucket: str = "gtx_ray"
+    influxdb_org: str = "gridtokenx"  # the seed's defaults (GridTokenX)
+    influxdb_bucket: str = "meter_readings_2y"
     influxdb_api: str = "auto"  # auto (from /ping), v1 or v2
     ieee2030_5_enabled: bool = True
     ieee2030_5_port: int = 8443

@@ -79,8 +79,8 @@ class InfluxConfig:
 
     url: str = "http://localhost:8086"
     token: str = ""
-    org: str = "gtx_ray"
-    bucket: str = "gtx_ray"
+    org: str = "gridtokenx"
+    bucket: str = "meter_readings_2y"
     username: str = ""
     password: str = ""
     api: ApiChoice = "auto"

@@ -170,3 +170,91 @@ def test_replay_of_a_missing_dir_is_a_clear_error(tmp_path):
     result = _gtx("replay", "--data-dir", str(tmp_path / "nope"), env={}, timeout=60)
     assert result.returncode == 2
     assert "no such directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def _campus_data_dir(campus, campus_meters, data_dir) -> int:
+    """Four campus intervals stored as Parquet under ``data_dir``; returns the reading count."""
+    from gtx_ray.storage.parquet import ParquetSink
+
+    model = MeterModel(campus_meters, campus, 42, 900)
+    table, _ = run(model, JAN_1_2025_BANGKOK, 4, 4)
+    sink = ParquetSink(data_dir)
+    for batch in table.to_batches():
+        sink.write(batch)
+    sink.close()
+    return table.num_rows
+
+
+def _env_without_influx_target() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("INFLUXDB_ORG", "INFLUXDB_BUCKET")}
+
+
+def test_without_org_and_bucket_readings_go_to_the_seed_defaults(
+    influxd, campus, campus_meters, tmp_path
+):
+    """The seed's defaults: database/bucket meter_readings_2y, org gridtokenx (v1 and v2)."""
+    import http.server
+    import threading
+    import urllib.parse
+
+    rows = _campus_data_dir(campus, campus_meters, tmp_path / "data")
+    env = {**_env_without_influx_target(), "INFLUXDB_URL": influxd.url}
+    result = subprocess.run(
+        [sys.executable, "-m", "gtx_ray", "replay", "--data-dir", str(tmp_path / "data")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "bucket meter_readings_2y" in result.stderr
+    assert _count(Settings(influxdb_url=influxd.url, influxdb_bucket="meter_readings_2y")) == rows
+
+    writes: list[dict[str, list[str]]] = []
+
+    class V2(http.server.BaseHTTPRequestHandler):  # a v2 server: /ping, buckets API absent
+        def log_message(self, *args) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/ping"):
+                self._answer(204, {"X-Influxdb-Version": "v2.7.0"})
+            else:
+                self._answer(404)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            url = urllib.parse.urlsplit(self.path)
+            if url.path == "/api/v2/write":
+                writes.append(urllib.parse.parse_qs(url.query))
+                self._answer(204)
+            else:
+                self._answer(404)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), V2)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env["INFLUXDB_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
+        result = subprocess.run(
+            [sys.executable, "-m", "gtx_ray", "replay", "--data-dir", str(tmp_path / "data")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    assert writes, result.stderr
+    assert {(w["org"][0], w["bucket"][0]) for w in writes} == {("gridtokenx", "meter_readings_2y")}
