@@ -65,7 +65,7 @@ class RestApi:
         counter = RequestCounter()
 
         async def background() -> None:
-            await asyncio.gather(live.run(), counter.run())
+            await asyncio.gather(live.run(), counter.run(), ctx.ieee2030_5_view.run())
 
         self._server = ThreadedHttpServer(
             FastReads(build_app(ctx), live, counter), host, port, background=background

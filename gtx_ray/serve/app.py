@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,12 +29,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gtx_ray.serve import views
 from gtx_ray.serve.history import influx_history, meter_history
+from gtx_ray.serve.ieee2030_5_view import Ieee2030_5View
 from gtx_ray.serve.live import REMOTE_TIMEOUT_S, Frame, LiveView
 from gtx_ray.serve.request_metrics import RequestCounter
 
 log = logging.getLogger(__name__)
 
 HISTORY_MAX_ROWS = 10_000
+HISTORY_TIMEOUT_S = 5.0  # a history query (disk or InfluxDB) longer than this is a 503
+HISTORY_WORKERS = 2  # history queries run at once; more wait, within HISTORY_TIMEOUT_S
+ADMIN_TIMEOUT_S = 0.8  # the 2030.5 registry's answer to an admin action (a remote call)
 EPOCH_SECONDS = re.compile(r"-?[0-9]{1,15}")
 LAST_EPOCH_S = 253_402_300_800  # 10000-01-01T00:00:00Z
 READINGS_MAX_PAGE = 10_000
@@ -55,20 +60,17 @@ class ApiContext:
     admin_token: str | None = None
     ieee2030_5: Any = None  # handles of a running IEEE 2030.5 server
     influx: Any = None  # InfluxConfig when InfluxDB is the sink (history)
+    ieee2030_5_view: Ieee2030_5View | None = None  # made from the above when not given
     utc_offset_s: int = 0  # the campus's offset from UTC (its local day, on the dashboard)
+
+    def __post_init__(self) -> None:
+        if self.ieee2030_5_view is None:
+            self.ieee2030_5_view = Ieee2030_5View(self.live.handles, self.ieee2030_5)
 
     def clock(self) -> Any:
         """The clock actor, or None while the simulation's actors are not found yet (the live
         view's background refresh looks them up, off the event loop)."""
         return self.live.handles.clock
-
-    def meter_actors(self) -> list | None:
-        """The meter actors when they run IEEE 2030.5 clients (None otherwise or not yet)."""
-        return self.live.handles.meter_actors
-
-    def clients_pending(self) -> bool:
-        """The meters will run IEEE 2030.5 clients but their actors do not exist yet."""
-        return bool(self.live.handles.meter_actor_names) and self.meter_actors() is None
 
 
 STARTING = "the simulation is starting"
@@ -99,15 +101,8 @@ class Rates(BaseModel):
 
 
 ERRORS = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+WAITING = {503: {"model": ErrorBody, "description": "not known yet: the body says what it awaits"}}
 ADMIN_ERRORS = {403: {"model": ErrorBody}, **ERRORS}
-CLIENT_COUNTERS = (
-    "meters",
-    "registered",
-    "posts_ok",
-    "posts_failed",
-    "readings_posted",
-    "readings_dropped",
-)
 
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -250,6 +245,8 @@ def _add_live_routes(app: FastAPI, live: LiveView) -> None:
 
 def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
     live = ctx.live
+    # its own threads: a slow disk or database never starves the live view's worker threads
+    workers = ThreadPoolExecutor(HISTORY_WORKERS, thread_name_prefix="rest-api-history")
 
     def history(meter_id: str, start_s: int, end_s: int, limit: int):
         """From InfluxDB 1.x when that is the sink; else (or when the query fails, e.g. a 2.x
@@ -284,7 +281,18 @@ def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
             start_s = end_s - 86_400
         if start_s >= end_s:
             return error(422, "start must be before end")
-        table = await asyncio.to_thread(history, meter_id, start_s, end_s, limit)
+        running = asyncio.get_running_loop().run_in_executor(
+            workers, history, meter_id, start_s, end_s, limit
+        )
+        try:
+            table = await asyncio.wait_for(running, HISTORY_TIMEOUT_S)
+        except TimeoutError:
+            source = "InfluxDB" if ctx.influx is not None else "the data dir"
+            return error(
+                503,
+                f"the stored readings did not come back from {source} within "
+                f"{HISTORY_TIMEOUT_S:.0f} s (busy); retry, or ask for a shorter range",
+            )
         rows = views.reading_dicts(table, live.phases)
         if format == "csv":
             return PlainTextResponse(views.readings_csv(rows), media_type="text/csv")
@@ -304,16 +312,14 @@ def _refusal(ctx: ApiContext, request: Request) -> JSONResponse | None:
 
 
 def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
-    @app.get("/api/simulation")
+    @app.get("/api/simulation", responses=WAITING)
     async def simulation() -> JSONResponse:
-        """Clock state: simulated time, speed, paused, progress."""
-        actor = ctx.clock()
-        if actor is None:
-            return error(503, STARTING)
-        try:
-            clock = await asyncio.wait_for(actor.status.remote(), REMOTE_TIMEOUT_S)
-        except (RayActorError, TimeoutError) as exc:
-            return error(503, f"the clock does not answer: {type(exc).__name__}")
+        """Clock state: simulated time, speed, paused, progress (from the live view, at most
+        about a second old; 503 while the clock is not known or cannot be reached)."""
+        live = ctx.live
+        clock = live.clock_status
+        if not clock or live.refresh_error is not None or live.gone is not None:
+            return error(503, live.problem() or STARTING)
         return JSONResponse(
             {
                 **clock,
@@ -351,9 +357,14 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
 
 
 def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
-    @app.get("/api/ieee2030_5/status")
+    view = ctx.ieee2030_5_view
+
+    @app.get("/api/ieee2030_5/status", responses=WAITING)
     async def ieee2030_5_status() -> JSONResponse:
-        """The IEEE 2030.5 server: enabled, port, listening, devices, mirrored readings."""
+        """The IEEE 2030.5 server: enabled, port, listening, devices, mirrored readings, and
+        totals over the meters' clients (null, with ``clients_reason``, while not known yet).
+        From a view refreshed in the background; ``updated`` is when its oldest part was
+        answered. 503 until the server has answered once."""
         if ctx.ieee2030_5 is None:
             return JSONResponse(
                 {
@@ -366,32 +377,27 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
                     "reason": "the IEEE 2030.5 server is not running",
                 }
             )
-        from gtx_ray.ieee2030_5.service import status_ieee2030_5_async
+        status, waiting = view.server_status()
+        if status is None:
+            return error(503, waiting)
+        clients, clients_waiting = view.client_totals()
+        body = {**status, "running": bool(status.get("listening")), "clients": clients}
+        if clients_waiting:
+            body["clients_reason"] = clients_waiting
+        return JSONResponse({**body, "updated": views.rfc3339(view.updated_s())})
 
-        status = await status_ieee2030_5_async(ctx.ieee2030_5)
-        clients = None
-        meter_actors = ctx.meter_actors()
-        if meter_actors:
-            summaries = await asyncio.gather(*[a.ieee2030_5_summary.remote() for a in meter_actors])
-            clients = {key: sum(s[key] for s in summaries) for key in CLIENT_COUNTERS}
-        return JSONResponse(
-            {**status, "running": bool(status.get("listening")), "clients": clients}
-        )
-
-    @app.get("/api/ieee2030_5/clients")
+    @app.get("/api/ieee2030_5/clients", responses=WAITING)
     async def ieee2030_5_clients(
         limit: int = Query(READINGS_MAX_PAGE, ge=0, le=READINGS_MAX_PAGE),
         offset: int = Query(0, ge=0),
     ) -> JSONResponse:
         """One entry per meter's IEEE 2030.5 client: meter_id, LFDI, SFDI, EndDevice and
-        MirrorUsagePoint hrefs, registered, last post time, posts ok/failed, readings dropped."""
-        if ctx.clients_pending():
-            return error(503, STARTING)
-        meter_actors = ctx.meter_actors()
-        if not meter_actors:
-            return JSONResponse([], headers={"X-Total-Count": "0"})
-        groups = await asyncio.gather(*[a.ieee2030_5_clients.remote() for a in meter_actors])
-        rows = [row for group in groups for row in group]
+        MirrorUsagePoint hrefs, registered, last post time, posts ok/failed, readings dropped.
+        Each meter actor's last answer to a background refresh; 503, saying what it waits for,
+        until every meter actor has answered once."""
+        rows, waiting = view.clients()
+        if rows is None:
+            return error(503, waiting)
         return JSONResponse(
             rows[offset : offset + limit], headers={"X-Total-Count": str(len(rows))}
         )
@@ -406,11 +412,21 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
         from gtx_ray.ieee2030_5.errors import ResourceError
 
         try:
-            result = await ctx.ieee2030_5.registry.admin.remote(action, **kwargs)
+            result = await asyncio.wait_for(
+                ctx.ieee2030_5.registry.admin.remote(action, **kwargs), ADMIN_TIMEOUT_S
+            )
+        except TimeoutError:
+            return error(
+                503,
+                f"the IEEE 2030.5 registry did not answer within {ADMIN_TIMEOUT_S} s (busy); "
+                "a change may still be applied: check GET /api/ieee2030_5/admin/devices",
+            )
         except Exception as exc:
             cause = getattr(exc, "cause", exc)
             if isinstance(cause, ResourceError):
                 return error(cause.status, cause.message)
+            if isinstance(exc, RayActorError):
+                return error(503, f"the IEEE 2030.5 registry is not running: {type(exc).__name__}")
             raise
         return JSONResponse({"result": result})
 

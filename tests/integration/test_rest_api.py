@@ -86,17 +86,23 @@ def running(ray_runtime, tmp_path_factory):
     simulation = start_simulation(settings)
     ray.get(simulation.clock.pause.remote())
     port = _free_port()
+    api = Api(port)
     try:
         app_name = start_rest_api(simulation.settings, simulation.layout, "127.0.0.1", port, TOKEN)
     except BaseException:  # leave no simulation behind for the next module
         simulation.stop()
         simulation.finish()
         raise
-    api = Api(port)
-    yield simulation, api, settings
-    stop_rest_api(app_name)
-    simulation.stop()
-    simulation.finish()
+    try:
+        deadline = time.monotonic() + 60
+        while api.json("/api/simulation")[0] != 200:  # its background refresh saw the clock
+            assert time.monotonic() < deadline, "the API never saw the simulation"
+            time.sleep(0.2)
+        yield simulation, api, settings
+    finally:
+        stop_rest_api(app_name)
+        simulation.stop()
+        simulation.finish()
 
 
 def _wait_stored(simulation, rows: int, timeout_s: float = 120) -> None:
@@ -550,3 +556,140 @@ def test_the_api_answers_starting_until_the_actors_exist(ray_runtime, tmp_path):
             simulation.finish()
     finally:
         stop_rest_api(app_name)
+
+
+ANSWER_WITHIN_S = 2.0  # the API answers in well under a second; slack for a loaded 2-core host
+
+
+def _timed(api, path: str, **kwargs) -> tuple[int, dict | list]:
+    started = time.monotonic()
+    status, _, raw = api.request(path, **kwargs)
+    elapsed = time.monotonic() - started
+    assert elapsed < ANSWER_WITHIN_S, f"{path} took {elapsed:.1f} s"
+    body = json.loads(raw)
+    if status == 503:
+        assert body["error"], path  # says what it waits for
+    return status, body
+
+
+@pytest.fixture(scope="module")
+def with_clients(ray_runtime, tmp_path_factory):
+    """Four generated meters on two meter actors, every meter an IEEE 2030.5 client of a real
+    2030.5 server; the API (no admin token: loopback clients are trusted) is deployed before
+    the simulation's actors exist. Yields (api, start the simulation, its handles)."""
+    from gtx_ray.actors.meter import ClientPlan
+    from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+    from gtx_ray.ieee2030_5.pki import init_certs
+    from gtx_ray.ieee2030_5.service import start_ieee2030_5, stop_ieee2030_5
+
+    base = tmp_path_factory.mktemp("rest_clients")
+    settings = Settings(
+        config_file=CAMPUS_CONFIG,
+        meters=4,
+        meters_per_actor=2,
+        influxdb_enabled=False,
+        start_s=START,
+        interval_s=900,
+        speed=3600.0,
+        data_dir=base / "data",
+        certs_dir=base / "certs",
+        namespace="gtx_api_clients",
+    )
+    layout = plan_layout(settings)
+    init_certs(base / "certs", list(layout.meters.meter_id))
+    server = start_ieee2030_5(
+        Ieee2030_5Config(certs_dir=base / "certs", port=0, post_rate_s=1, poll_rate_s=5)
+    )
+    plan = ClientPlan(
+        certs_dir=str(base / "certs"),
+        server_url=f"https://127.0.0.1:{server.port}",
+        pin=settings.ieee2030_5_pin,
+    )
+    port = _free_port()
+    started = []
+    try:
+        app_name = start_rest_api(settings, layout, "127.0.0.1", port, None, server, True)
+        try:
+
+            def start():
+                started.append(start_simulation(settings, clients=plan, layout=layout))
+                return started[-1]
+
+            yield Api(port), start, server
+        finally:
+            stop_rest_api(app_name)
+            for simulation in started:
+                simulation.stop()
+                simulation.finish()
+    finally:
+        stop_ieee2030_5(server)
+
+
+def test_2030_5_routes_answer_at_once_while_actors_start_or_are_busy(with_clients):
+    """No request waits on a busy actor: with the meter actors, the clock, the aggregator and
+    the 2030.5 registry all stopped (SIGSTOP, so calls to them hang), every route answers
+    within about a second, from what the API already knows or with a 503 saying what it
+    waits for."""
+    import os
+    import signal
+
+    api, start, server = with_clients
+    status, body = _timed(api, "/api/ieee2030_5/clients")  # meter actors do not exist yet
+    assert status == 503 and "starting" in body["error"]
+    _timed(api, "/api/ieee2030_5/status")
+
+    simulation = start()
+    deadline = time.monotonic() + 120
+    while True:  # every meter's client has registered and its actor has said so
+        status, _, raw = api.request("/api/ieee2030_5/clients")
+        if status == 200 and all(c["registered"] for c in json.loads(raw)):
+            break
+        assert time.monotonic() < deadline, raw
+        time.sleep(0.5)
+    status, clients = _timed(api, "/api/ieee2030_5/clients")
+    assert status == 200 and len(clients) == 4
+    status, server_status = _timed(api, "/api/ieee2030_5/status")
+    assert status == 200 and server_status["running"] and server_status["clients"]["meters"] == 4
+    _wait_stored(simulation, 4 * 2)
+
+    actors = [*simulation.meter_actors, simulation.clock, simulation.aggregator, server.registry]
+    pids = ray.get([a.pid.remote() for a in simulation.meter_actors], timeout=60)
+    pids += ray.get(
+        [
+            simulation.clock.__ray_call__.remote(lambda _: os.getpid()),
+            simulation.aggregator.__ray_call__.remote(lambda _: os.getpid()),
+            server.registry.__ray_call__.remote(lambda _: os.getpid()),
+        ],
+        timeout=60,
+    )
+    assert len(set(pids)) == len(actors)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(ray.exceptions.GetTimeoutError):  # they really are unresponsive
+            ray.get(simulation.meter_actors[0].ieee2030_5_clients.remote(), timeout=1)
+        time.sleep(2.5)  # the live view is now older than any "refresh it first" threshold
+        for path in ("/api/ieee2030_5/clients", "/api/ieee2030_5/status"):
+            status, body = _timed(api, path)
+            assert status == 200, body  # the last answers
+        assert len(_timed(api, "/api/ieee2030_5/clients")[1]) == 4
+        for path in (
+            "/api/simulation",
+            "/health",
+            "/api/readings",
+            "/api/readings?limit=2",
+            "/api/campus/summary",
+            "/api/meters",
+            f"/api/meters/{simulation.meters.meter_id[0]}/reading",
+            f"/api/meters/{simulation.meters.meter_id[0]}/readings",
+        ):
+            _timed(api, path)
+        status, body = _timed(api, "/api/ieee2030_5/admin/devices")
+        assert status == 503 and "registry did not answer" in body["error"]
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while _timed(api, "/api/ieee2030_5/admin/devices")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
