@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.budget import total_budget_bytes
 from gtx_ray.ieee2030_5.identity import is_valid_pin, normalise_lfdi
 from gtx_ray.ieee2030_5.registry import Registry, RegistryLimits, RegistryPolicy
+
+if TYPE_CHECKING:
+    from gtx_ray.ieee2030_5.store import RegistryStore
 
 REGISTRATION_POLICIES = ("open", "allowlist")
 
@@ -38,6 +42,10 @@ class Ieee2030_5Config:
     about ``connections.READ_BUFFER_BYTES`` plus OpenSSL's and aiohttp's state).
     keepalive_s: an idle connection is closed after this many seconds, sooner when more than
     half of ``max_connections`` are open.
+    state_path: the registry's SQLite file (``store``): registrations, mirrors and their
+    readings survive a crash of the registry and a restart of the server; None keeps state in
+    memory only. state_synchronous: SQLite's ``synchronous`` for it, "NORMAL" (an acknowledged
+    request survives a crash of any process) or "FULL" (also a power cut; slower).
     """
 
     enabled: bool = True
@@ -66,6 +74,8 @@ class Ieee2030_5Config:
     batch_max: int = 256
     max_connections: int = 4096
     keepalive_s: float = 20.0
+    state_path: Path | None = None
+    state_synchronous: str = "NORMAL"
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -73,6 +83,12 @@ class Ieee2030_5Config:
 
         object.__setattr__(self, "certs_dir", Path(self.certs_dir))
         object.__setattr__(self, "server_names", tuple(self.server_names))
+        if self.state_path is not None:
+            object.__setattr__(self, "state_path", Path(self.state_path))
+        if self.state_synchronous not in ("NORMAL", "FULL"):
+            raise bad(
+                "state_synchronous", f"must be NORMAL or FULL, got {self.state_synchronous!r}"
+            )
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise bad("port", f"must be 0..65535, got {self.port!r}")
         if not self.host:
@@ -146,10 +162,18 @@ class Ieee2030_5Config:
         return total_budget_bytes(self.max_end_devices, self.max_bytes_per_device)
 
 
-def build_registry(config: Ieee2030_5Config, now: int) -> Registry:
-    """A fresh Registry for ``config``, with the allow-list pre-registered (at ``now``, epoch s)."""
+def build_registry(
+    config: Ieee2030_5Config, now: int, store: RegistryStore | None = None
+) -> Registry:
+    """A Registry for ``config``: loaded from ``store`` when given (its state wins over the
+    configured rates only where an operator changed them), then the allow-list pre-registered
+    (at ``now``, epoch s) where missing, and written through to ``store``."""
     registry = Registry(config.policy(), config.limits())
+    if store is not None:
+        store.load(registry)
     for lfdi in config.allowlist:
         if registry.device_by_lfdi(lfdi) is None:
             registry.add_device(lfdi, now)
+    if store is not None:
+        store.flush(registry)
     return registry

@@ -70,6 +70,49 @@ class RegistryPolicy:
     readers: frozenset[str] = frozenset()
 
 
+class _Ignored:
+    """Stands for a set of changed keys when nobody writes them through: keeps nothing."""
+
+    def add(self, key: object) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __iter__(self):
+        return iter(())
+
+
+@dataclass
+class Changes:
+    """What changed since the last ``clear`` (for the store to write through): device ids,
+    mirror ids, (mirror id, mRID) meter readings, (mirror id, mRID, set mRID) reading sets, and
+    whether the global rates changed. A key names something added, changed or removed; the
+    store reads its current state (or its absence) from the registry."""
+
+    devices: set[int] = field(default_factory=set)
+    mirrors: set[int] = field(default_factory=set)
+    meter_readings: set[tuple[int, int]] = field(default_factory=set)
+    sets: set[tuple[int, int, int]] = field(default_factory=set)
+    rates: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.devices or self.mirrors or self.meter_readings or self.sets or self.rates)
+
+    def clear(self) -> None:
+        for s in (self.devices, self.mirrors, self.meter_readings, self.sets):
+            s.clear()
+        self.rates = False
+
+    @classmethod
+    def ignored(cls) -> Changes:
+        """Changes that keep nothing (a registry without a store)."""
+        return cls(_Ignored(), _Ignored(), _Ignored(), _Ignored())  # type: ignore[arg-type]
+
+
 @dataclass
 class _Device:
     id: int
@@ -179,6 +222,11 @@ class Registry:
         self.readings_dropped = 0
         self.bytes_held = 0  # estimated, over every device's budget
         self._next_token = 1
+        self.changes = Changes.ignored()  # ``track_changes`` when a store writes them through
+
+    def track_changes(self) -> None:
+        """Record what changes from now on in ``changes`` (for ``store.RegistryStore``)."""
+        self.changes = Changes()
 
     # --- settings ------------------------------------------------------------------------
     def set_rates(self, poll_rate: int | None = None, post_rate: int | None = None) -> None:
@@ -189,6 +237,7 @@ class Registry:
         if post_rate is not None:
             changes["post_rate"] = post_rate
         self.policy = replace(self.policy, **changes)
+        self.changes.rates = True
 
     # --- devices -------------------------------------------------------------------------
     def add_device(
@@ -218,6 +267,7 @@ class Registry:
         self._next_device_id += 1
         self._devices[device.id] = device
         self._device_by_lfdi[lfdi] = device.id
+        self.changes.devices.add(device.id)
         return device.view(self.policy)
 
     def device(self, device_id: int) -> EndDeviceView | None:
@@ -238,6 +288,7 @@ class Registry:
         if d is None:
             return False
         del self._device_by_lfdi[d.lfdi]
+        self.changes.devices.add(device_id)
         for mirror_id in list(self._mirrors_by_owner.get(d.lfdi, ())):
             self.remove_mirror(mirror_id)
         return True
@@ -254,6 +305,7 @@ class Registry:
             d.post_rate = post_rate
             d.operator_post_rate = post_rate
         d.changed_time = now
+        self.changes.devices.add(device_id)
 
     def device_information(self, device_id: int) -> DeviceInformation | None:
         d = self._devices.get(device_id)
@@ -263,6 +315,7 @@ class Registry:
         d = self._devices[device_id]
         d.device_information = info
         d.changed_time = now
+        self.changes.devices.add(device_id)
 
     # --- mirrors -------------------------------------------------------------------------
     def mirror_id_by_mrid(self, mrid: int) -> int | None:
@@ -307,15 +360,18 @@ class Registry:
         self._mirrors[mirror.id] = mirror
         self._mirror_by_mrid[header.mrid] = mirror.id
         mine.append(mirror.id)
+        self.changes.mirrors.add(mirror.id)
         return mirror.id
 
     def update_mirror_header(self, mirror_id: int, header: MirrorUsagePoint) -> None:
         self._mirrors[mirror_id].header = replace(header, meter_readings=())
+        self.changes.mirrors.add(mirror_id)
 
     def remove_mirror(self, mirror_id: int) -> bool:
         m = self._mirrors.pop(mirror_id, None)
         if m is None:
             return False
+        self.changes.mirrors.add(mirror_id)
         budget = self._budget(m.owner)
         self._change(budget, meta=-(MIRROR_BYTES + METER_READING_BYTES * len(m.readings)))
         for record in m.readings.values():
@@ -367,6 +423,7 @@ class Registry:
             record = _MeterReading(mirror.next_reading_id, mmr.mrid, mmr.reading_type)
             mirror.next_reading_id += 1
             mirror.readings[mmr.mrid] = record
+            self.changes.mirrors.add(mirror_id)
         elif mmr.reading_type is not None:
             record.reading_type = mmr.reading_type
         if mmr.description is not None:
@@ -377,12 +434,14 @@ class Registry:
             record.last_update_time = mmr.last_update_time
         if mmr.next_update_time is not None:
             record.next_update_time = mmr.next_update_time
+        self.changes.meter_readings.add((mirror_id, mmr.mrid))
         return record.id
 
     def add_reading(self, mirror_id: int, mrid: int, reading: Reading, now: int) -> None:
         """A single posted reading: becomes the latest and a one-reading set in the history."""
         record = self._mirrors[mirror_id].readings[mrid]
         record.latest = reading
+        self.changes.meter_readings.add((mirror_id, mrid))
         start = reading.time_start if reading.time_start is not None else now
         duration = reading.duration if reading.duration is not None else 0
         digest = hashlib.sha256(f"{mrid:x}/single/{start}".encode()).digest()[:16]
@@ -403,6 +462,7 @@ class Registry:
             )
             if record.latest is None or (last.time_start or 0) >= (record.latest.time_start or 0):
                 record.latest = last
+                self.changes.meter_readings.add((mirror_id, mrid))
 
     def _store_set(self, mirror_id: int, record: _MeterReading, reading_set: ReadingSet) -> None:
         """Keep ``reading_set`` (replacing one with the same mRID), then apply the bounds: the
@@ -422,14 +482,20 @@ class Registry:
             set_id = record.next_set_id
             record.next_set_id += 1
         record.sets[reading_set.mrid] = (set_id, reading_set, token)
+        self.changes.sets.add((mirror_id, record.mrid, reading_set.mrid))
+        self.changes.meter_readings.add((mirror_id, record.mrid))  # its next_set_id
         budget.order.append((token, mirror_id, record.mrid, reading_set.mrid))
         self._change(budget, reading_bytes=set_bytes(n), readings=n)
         self.readings_mirrored += n
         end = reading_set.start + reading_set.duration
         if budget.newest_end is None or end > budget.newest_end:
             budget.newest_end = end
+            device_id = self._device_by_lfdi.get(self._mirrors[mirror_id].owner)
+            if device_id is not None:
+                self.changes.devices.add(device_id)
         while len(record.sets) > self.limits.history_per_mirror:
-            _, (_, dropped, _) = record.sets.popitem(last=False)
+            dropped_mrid, (_, dropped, _) = record.sets.popitem(last=False)
+            self.changes.sets.add((mirror_id, record.mrid, dropped_mrid))
             k = len(dropped.readings)
             self._change(budget, reading_bytes=-set_bytes(k), readings=-k)
             self.readings_dropped += k
@@ -511,8 +577,9 @@ class Registry:
             aged = cutoff is not None and oldest.start + oldest.duration < cutoff
             if not (over or aged):
                 break
-            budget.order.popleft()
+            mirror_id = budget.order.popleft()[1]
             del record.sets[oldest.mrid]
+            self.changes.sets.add((mirror_id, record.mrid, oldest.mrid))
             n = len(oldest.readings)
             self._change(budget, reading_bytes=-set_bytes(n), readings=-n)
             self.readings_dropped += n

@@ -1,0 +1,170 @@
+"""The registry's SQLite store (pure, on a real file): a registry written through and loaded
+back is the same registry (ids, views, history, budgets, retirement order), retired readings
+leave the file too, and a file it cannot read is refused with a clear error."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+
+import pytest
+
+from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
+from gtx_ray.ieee2030_5.dispatch import Op, execute
+from gtx_ray.ieee2030_5.identity import DeviceIdentity, sfdi_from_lfdi
+from gtx_ray.ieee2030_5.managers import admin
+from gtx_ray.ieee2030_5.models import (
+    DeviceInformation,
+    EndDeviceIn,
+    MirrorMeterReading,
+    MirrorUsagePoint,
+    Reading,
+    ReadingSet,
+    ReadingType,
+)
+from gtx_ray.ieee2030_5.registry import Registry
+from gtx_ray.ieee2030_5.store import RegistryStore, StoreError
+
+T0 = 1_767_225_600
+RT = ReadingType(uom=72, flow_direction=1, kind=12)
+CONFIG = Ieee2030_5Config(
+    max_bytes_per_device=8192, max_readings_per_device=40, history_per_mirror=6, retention_s=86_400
+)
+
+
+def ident(n: int) -> DeviceIdentity:
+    lfdi = f"{n:02X}" * 20
+    return DeviceIdentity(lfdi, sfdi_from_lfdi(lfdi))
+
+
+def run(reg: Registry, store: RegistryStore, *ops: Op) -> list:
+    """What the registry actor does per batch: execute, then write through."""
+    out = execute(reg, list(ops))
+    store.flush(reg)
+    return out
+
+
+def post_sets(who: DeviceIdentity, mup_id: int, p: int, n: int = 4) -> Op:
+    start = T0 + 3600 * p
+    sets = tuple(
+        MirrorMeterReading(
+            mrid=q,
+            reading_sets=(
+                ReadingSet(
+                    (p << 4) + q,
+                    start,
+                    900 * n,
+                    tuple(Reading(1000 * p + i, start + 900 * i, 900) for i in range(n)),
+                ),
+            ),
+        )
+        for q in (1, 2)
+    )
+    return Op("mirror.post_readings", who, start, (mup_id, sets))
+
+
+def snapshot(reg: Registry) -> dict:
+    """Everything a client or the budget can observe."""
+    out: dict = {"counts": reg.counts(), "devices": reg.devices(), "policy": reg.policy}
+    for d in reg.devices():
+        b = reg.budget_of(d.lfdi)
+        live = [e for e in b.order if reg._live(e)]
+        out[d.lfdi] = (
+            reg.mirrors_of(d.lfdi),
+            reg.device_information(d.id),
+            (b.meta_bytes, b.reading_bytes, b.readings, b.newest_end, live),
+        )
+        for m in reg.mirrors_of(d.lfdi):
+            for mr in m.meter_readings:
+                out[(m.id, mr.id)] = reg.reading_sets(m.id, mr.id)
+    return out
+
+
+def test_written_through_and_loaded_back_is_the_same_registry(tmp_path):
+    path = tmp_path / "state.sqlite"
+    store = RegistryStore(path)
+    reg = build_registry(CONFIG, T0, store)
+    a, b, c = ident(1), ident(2), ident(3)
+    for who in (a, b, c):
+        run(reg, store, Op("edev.register", who, T0, (EndDeviceIn(sfdi=who.sfdi),)))
+    mups = {}
+    for who, mrid in ((a, 0xA1), (b, 0xB1), (c, 0xC1)):
+        body = MirrorUsagePoint(
+            mrid,
+            who.lfdi,
+            0x49,
+            0,
+            1,
+            post_rate=300,
+            meter_readings=(
+                MirrorMeterReading(mrid=1, reading_type=RT),
+                MirrorMeterReading(mrid=2, reading_type=RT, description="export"),
+            ),
+        )
+        created = run(reg, store, Op("mirror.create_or_update", who, T0, (body,)))[0]
+        mups[who] = int(created.location.rsplit("/", 1)[1])
+    # 12 posts of 2 sets × 4 readings: past 40 readings and 6 sets of history, so sets retire
+    for p in range(12):
+        run(reg, store, post_sets(a, mups[a], p), post_sets(b, mups[b], p))
+    single = MirrorMeterReading(mrid=1, reading=Reading(77, T0 + 50_000, 900))
+    run(reg, store, Op("mirror.post_readings", a, T0, (mups[a], (single,))))
+    info = DeviceInformation(a.lfdi, T0, "1.0", 37, "GTX-1", "42", 0, 0, T0, "2.1")
+    run(reg, store, Op("edev.put_di", a, T0, (1, info)))
+    admin.set_rates(reg, T0, post_rate=60, device_id=2)
+    admin.set_rates(reg, T0, poll_rate=120)
+    run(reg, store, Op("mirror.delete", c, T0, (mups[c],)))
+    admin.remove_device(reg, T0, 3)
+    store.flush(reg)
+    assert reg.readings_dropped > 0  # the budget and history bounds did retire sets
+
+    kept_sets = sum(
+        len(reg.reading_sets(m.id, mr.id))
+        for d in reg.devices()
+        for m in reg.mirrors_of(d.lfdi)
+        for mr in m.meter_readings
+    )
+    assert store.counts() == {
+        "stored_devices": 2,
+        "stored_mirrors": 2,
+        "stored_reading_sets": kept_sets,
+    }
+    store.close()
+
+    store2 = RegistryStore(path)
+    reloaded = build_registry(CONFIG, T0 + 1, store2)
+    assert snapshot(reloaded) == snapshot(reg)
+    assert reloaded.device_by_lfdi(c.lfdi) is None
+
+    # the same further traffic gives the same result on both (ids, retirement order)
+    elsewhere = RegistryStore(tmp_path / "elsewhere.sqlite")  # the original writes on elsewhere
+    for r, s in ((reg, elsewhere), (reloaded, store2)):
+        run(r, s, Op("edev.register", c, T0, (EndDeviceIn(sfdi=c.sfdi),)))
+        for p in range(12, 16):
+            run(r, s, post_sets(a, mups[a], p), post_sets(b, mups[b], p))
+    assert snapshot(reloaded) == snapshot(reg)
+    assert reloaded.device_by_lfdi(c.lfdi).id == 4  # ids are never reused
+
+
+def test_a_file_it_cannot_read_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="synchronous"):
+        RegistryStore(tmp_path / "x.sqlite", synchronous="OFF")
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database, just bytes" * 100)
+    with pytest.raises(StoreError, match="cannot use the state file"):
+        RegistryStore(junk)
+    newer = tmp_path / "newer.sqlite"
+    RegistryStore(newer).close()
+    with sqlite3.connect(newer) as db:
+        db.execute("UPDATE meta SET value=? WHERE key='schema'", (pickle.dumps(99),))
+    with pytest.raises(StoreError, match="schema version 99"):
+        RegistryStore(newer)
+
+
+def test_allowlist_devices_are_kept_not_duplicated(tmp_path):
+    lfdi = ident(9).lfdi
+    config = Ieee2030_5Config(registration_policy="allowlist", allowlist=(lfdi,))
+    store = RegistryStore(tmp_path / "s.sqlite")
+    first = build_registry(config, T0, store)
+    store.close()
+    again = build_registry(config, T0 + 10, RegistryStore(tmp_path / "s.sqlite"))
+    assert again.devices() == first.devices()
