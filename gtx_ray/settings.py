@@ -51,6 +51,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 4040
     admin_token: str | None = None  # GTX_ADMIN_TOKEN: required for control calls when set
+    api_cors_origins: tuple[str, ...] = ()  # API_CORS_ORIGINS: web origins allowed to control
     influxdb_enabled: bool = True
     influxdb_url: str = "http://localhost:8086"
     influxdb_token: str = ""
@@ -112,6 +113,16 @@ def parse_api(name: str, value: str) -> str:
     if lowered not in ("auto", "v1", "v2"):
         raise ConfigError(f"{name}={value!r} must be auto, v1 or v2")
     return lowered
+
+
+def parse_origins(name: str, value: str) -> tuple[str, ...]:
+    """Comma-separated web origins (``http://host:port``), normalised as browsers send them."""
+    from gtx_ray.serve.origins import normalise_origin  # pure, no web framework
+
+    try:
+        return tuple(normalise_origin(part) for part in value.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def parse_speed(name: str, value: str) -> float | None:
@@ -281,6 +292,7 @@ def from_environment(env: Mapping[str, str]) -> dict[str, object]:
         "API_PORT": ("api_port", parse_port),
         "API_HOST": ("api_host", parse_listen_host),
         "GTX_ADMIN_TOKEN": ("admin_token", lambda n, v: v.strip() or None),
+        "API_CORS_ORIGINS": ("api_cors_origins", parse_origins),
         "SIMULATION_INTERVAL": ("interval_s", parse_interval),
         "RAY_ADDRESS": ("address", parse_ray_address),
     }

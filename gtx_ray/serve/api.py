@@ -24,6 +24,7 @@ from gtx_ray.serve.app import ApiContext, FastReads, build_app
 from gtx_ray.serve.handles import SimulationHandles
 from gtx_ray.serve.http_server import ThreadedHttpServer, require_free_api_port
 from gtx_ray.serve.live import LiveView
+from gtx_ray.serve.origins import OriginPolicy
 from gtx_ray.serve.request_metrics import RequestCounter
 from gtx_ray.settings import Settings
 
@@ -52,12 +53,14 @@ class RestApi:
         ieee2030_5: Any = None,
         influx: Any = None,
         utc_offset_s: int = 0,
+        cors_origins: tuple[str, ...] = (),
     ):
         live = LiveView(meters, campus_name, handles)
         ctx = ApiContext(
             live=live,
             data_dir=data_dir,
             admin_token=admin_token or None,
+            origins=OriginPolicy.build(host, cors_origins),
             ieee2030_5=ieee2030_5,
             influx=influx,
             utc_offset_s=utc_offset_s,
@@ -126,6 +129,7 @@ def start_rest_api(
         ieee2030_5,
         influx_config(settings),
         layout.campus.site.utc_offset_s,
+        cors_origins=settings.api_cors_origins,
     )
     try:
         serve.run(deployment, name=app_name, route_prefix=None, blocking=False)

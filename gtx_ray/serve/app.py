@@ -9,19 +9,19 @@ error is JSON: ``{"error": message, "status": code}``.
 """
 
 import asyncio
+import hmac
 import ipaddress
 import logging
 import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from ray.exceptions import RayActorError
@@ -31,6 +31,7 @@ from gtx_ray.serve import views
 from gtx_ray.serve.history import influx_history, meter_history
 from gtx_ray.serve.ieee2030_5_view import Ieee2030_5View
 from gtx_ray.serve.live import REMOTE_TIMEOUT_S, Frame, LiveView
+from gtx_ray.serve.origins import OriginGuard, OriginPolicy
 from gtx_ray.serve.request_metrics import RequestCounter
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,13 @@ DESCRIPTION = (
     "Live readings and campus summaries from the gtx_ray smart meter simulator. Powers in kW, "
     "energies in kWh, voltage in V, current in A, temperature in °C, humidity and battery level "
     "in %. Timestamps are RFC 3339 UTC, the start of the interval a reading covers.\n\n"
+    "Browsers: public reads (GET outside /api/ieee2030_5/admin) answer every origin "
+    "(Access-Control-Allow-Origin: *). Every other request (POST, PUT, DELETE, and every admin "
+    "route) is refused with 403 when it carries an Origin that is not the API's own origin or "
+    "one listed in API_CORS_ORIGINS, or Sec-Fetch-Site: cross-site / same-site; preflights for "
+    "them are granted to those origins only. Requests without these headers (curl, scripts) "
+    "need the admin token when one is set (Authorization: Bearer TOKEN), else a loopback "
+    "client.\n\n"
     "Requests with a target over 8 KiB get 414, heads over 32 KiB or 100 fields get 431, both "
     "as JSON errors."
 )
@@ -58,6 +66,7 @@ class ApiContext:
     live: LiveView  # its ``handles`` reach the clock and (2030.5 clients) the meter actors
     data_dir: str
     admin_token: str | None = None
+    origins: OriginPolicy = field(default_factory=OriginPolicy)  # who may use protected routes
     ieee2030_5: Any = None  # handles of a running IEEE 2030.5 server
     influx: Any = None  # InfluxConfig when InfluxDB is the sink (history)
     ieee2030_5_view: Ieee2030_5View | None = None  # made from the above when not given
@@ -102,7 +111,13 @@ class Rates(BaseModel):
 
 ERRORS = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 WAITING = {503: {"model": ErrorBody, "description": "not known yet: the body says what it awaits"}}
-ADMIN_ERRORS = {403: {"model": ErrorBody}, **ERRORS}
+ADMIN_ERRORS = {
+    403: {
+        "model": ErrorBody,
+        "description": "cross-origin browser request, missing/wrong admin token, or not loopback",
+    },
+    **ERRORS,
+}
 
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -163,13 +178,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
     """The FastAPI app for one simulation (wrap it in ``FastReads`` to serve it)."""
     live = ctx.live
     app = FastAPI(title="gtx_ray REST API", version="1.0", description=DESCRIPTION)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["*"],
-        expose_headers=["X-Total-Count", "ETag"],
-    )
+    app.add_middleware(OriginGuard, policy=ctx.origins)
     _install_error_handlers(app)
     _add_live_routes(app, live)
     _add_history_route(app, ctx)
@@ -302,9 +311,11 @@ def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
 def _refusal(ctx: ApiContext, request: Request) -> JSONResponse | None:
     """403 unless the caller may use operator endpoints: loopback clients, or anyone with the
     admin token when one is configured (then the token is required from everyone). The peer is
-    the TCP peer: forwarding headers are not trusted."""
+    the TCP peer: forwarding headers are not trusted. (Browser pages of other origins were
+    already refused by ``OriginGuard``.)"""
     if ctx.admin_token is not None:
-        if request.headers.get("authorization") != f"Bearer {ctx.admin_token}":
+        given = request.headers.get("authorization", "").encode("latin-1")  # the raw bytes
+        if not hmac.compare_digest(given, f"Bearer {ctx.admin_token}".encode()):
             return error(403, "a valid admin token is required (Authorization: Bearer ...)")
     elif not is_loopback(request.client.host if request.client else None):
         return error(403, "operator endpoints are only allowed from loopback")

@@ -25,6 +25,8 @@ from gtx_ray.storage.parquet import read_readings
 from tests.conftest import CAMPUS_CONFIG
 
 TOKEN = "test-admin-token"
+DASHBOARD = "http://dashboard.example:8080"  # in the API's allow-list (API_CORS_ORIGINS)
+EVIL = "http://evil.example"
 START = 1_735_664_400  # 2025-01-01 00:00 Bangkok
 
 
@@ -44,6 +46,7 @@ class Api:
         body: dict | None = None,
         token: str | None = None,
         headers: dict[str, str] | None = None,
+        method: str | None = None,
     ):
         headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
@@ -53,7 +56,7 @@ class Api:
             self.base + path,
             data=data,
             headers=headers,
-            method="POST" if body is not None else "GET",
+            method=method or ("POST" if body is not None else "GET"),
         )
         try:
             with urllib.request.urlopen(req, timeout=30) as response:
@@ -82,6 +85,7 @@ def running(ray_runtime, tmp_path_factory):
         data_dir=data,
         namespace="gtx_ray_tests",
         admin_token=TOKEN,
+        api_cors_origins=(DASHBOARD,),
     )
     simulation = start_simulation(settings)
     ray.get(simulation.clock.pause.remote())
@@ -157,6 +161,96 @@ def test_control_needs_the_admin_token(running):
     assert status == 422 and "finite" in body["error"]
     status, body = api.json("/api/simulation", {"action": "explode"}, token=TOKEN)
     assert status == 422 and "action" in body["error"]
+
+
+def _paused(api) -> bool:
+    status, clock = api.json("/api/simulation")
+    assert status == 200, clock
+    return clock["paused"]
+
+
+def test_other_sites_pages_cannot_control_or_read_admin(running):
+    """A page of another site, open in the operator's browser, sends its Origin (or, for a
+    no-cors GET, only Sec-Fetch-Site): refused even with a token, and the clock is untouched."""
+    _, api, _ = running
+    paused = _paused(api)
+    flip = {"action": "resume" if paused else "pause"}
+    for headers in (
+        {"Origin": EVIL},
+        {"Origin": "null"},
+        {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # e.g. another app on another port of this host
+        {
+            "Origin": f"http://rebound.example:{api.base.rsplit(':', 1)[1]}",
+            "Host": f"rebound.example:{api.base.rsplit(':', 1)[1]}",
+        },  # DNS rebinding
+    ):
+        status, response_headers, raw = api.request("/api/simulation", flip, TOKEN, headers)
+        body = json.loads(raw)
+        assert (status, body["status"]) == (403, 403), headers
+        assert "may not use this endpoint" in body["error"]
+        assert "Access-Control-Allow-Origin" not in response_headers
+        status, _, raw = api.request("/api/ieee2030_5/admin/devices", None, TOKEN, headers)
+        assert status == 403 and json.loads(raw)["status"] == 403, headers
+        status, _, _ = api.request(
+            "/api/ieee2030_5/admin/devices/1", None, TOKEN, headers, method="DELETE"
+        )
+        assert status == 403, headers
+    assert _paused(api) is paused
+
+    # preflights of protected routes grant nothing to other origins
+    for path, method in (
+        ("/api/simulation", "POST"),
+        ("/api/ieee2030_5/admin/devices", "GET"),
+        ("/api/ieee2030_5/admin/rates", "PUT"),
+        ("/api/readings", "DELETE"),
+    ):
+        status, headers, raw = api.request(
+            path,
+            headers={
+                "Origin": EVIL,
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+            method="OPTIONS",
+        )
+        assert status == 403 and json.loads(raw)["status"] == 403, path
+        assert not any(h.lower().startswith("access-control-allow") for h in headers), path
+
+
+def test_own_origin_allow_list_and_scripts_may_control(running):
+    _, api, _ = running
+    own = api.base  # http://127.0.0.1:PORT, as a page the API served would send it
+    paused = _paused(api)
+    flip, back = ({"action": "resume"}, {"action": "pause"})
+    if not paused:
+        flip, back = back, flip
+    headers = {"Origin": own, "Sec-Fetch-Site": "same-origin"}
+    status, _, raw = api.request("/api/simulation", flip, TOKEN, headers)
+    assert status == 200 and json.loads(raw)["paused"] is (not paused)
+    status, headers, raw = api.request("/api/simulation", back, TOKEN, {"Origin": DASHBOARD})
+    assert status == 200 and json.loads(raw)["paused"] is paused
+    assert headers["Access-Control-Allow-Origin"] == DASHBOARD
+    assert "Origin" in headers["Vary"]
+    status, _, _ = api.request("/api/ieee2030_5/admin/devices", None, TOKEN, {"Origin": own})
+    assert status == 503  # allowed through; the 2030.5 server is not running here
+    status, _, _ = api.request("/api/ieee2030_5/admin/devices", None, TOKEN)  # curl-style
+    assert status == 503
+    status, _, _ = api.request("/api/ieee2030_5/admin/devices")  # no token: still refused
+    assert status == 403
+    for origin in (own, DASHBOARD):
+        status, headers, _ = api.request(
+            "/api/simulation",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+            method="OPTIONS",
+        )
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == origin
+        assert "POST" in headers["Access-Control-Allow-Methods"]
+        assert "Authorization" in headers["Access-Control-Allow-Headers"]
+    # public reads stay open to every dashboard
+    status, headers, _ = api.request("/api/simulation", headers={"Origin": EVIL})
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
 
 
 def test_live_endpoints_while_running(running, campus):
@@ -693,3 +787,26 @@ def test_2030_5_routes_answer_at_once_while_actors_start_or_are_busy(with_client
     while _timed(api, "/api/ieee2030_5/admin/devices")[0] != 200:
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_loopback_trust_does_not_extend_to_other_sites_pages(with_clients):
+    """Without an admin token loopback clients may control the simulation; a page of another
+    site in a browser on this host is a loopback client too, and must still be refused."""
+    api, start, _ = with_clients
+    if api.json("/api/simulation")[0] == 503:  # run alone: start the simulation
+        start()
+        deadline = time.monotonic() + 120
+        while api.json("/api/simulation")[0] != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert _paused(api) is False
+    status, _, raw = api.request("/api/simulation", {"action": "pause"}, headers={"Origin": EVIL})
+    assert status == 403 and "may not use this endpoint" in json.loads(raw)["error"]
+    status, _, raw = api.request("/api/ieee2030_5/admin/devices", headers={"Origin": EVIL})
+    assert status == 403
+    time.sleep(1.2)
+    assert _paused(api) is False
+    status, _, raw = api.request("/api/ieee2030_5/admin/devices")  # curl on this host
+    assert status == 200 and len(json.loads(raw)["result"]) == 4
+    status, _, raw = api.request("/api/simulation", {"action": "pause"})
+    assert status == 200 and json.loads(raw)["paused"] is True
