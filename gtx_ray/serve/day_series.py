@@ -2,8 +2,9 @@
 dashboard's charts: a small, bounded accumulator fed with the REST API's live snapshots.
 
 It holds what the live view saw: one point per distinct interval it rendered. In real time
-(and at speeds up to about one interval per live-view refresh, 0.5 s) that is every interval;
-faster, some intervals are skipped and the series is a sample of the day. At most
+(and up to about one interval per wall second) that is every interval. Faster, the clock steps
+windows of several intervals (about a second's worth) and the live view only sees the last
+interval of each, so the series is a sample of the day, one point per window. At most
 ``MAX_POINTS`` points per day: points closer than a day / ``MAX_POINTS`` to the previous one are
 dropped, so a 1-second interval keeps one point a minute. A new local day, or time going
 backwards, starts the series afresh.
