@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -27,13 +28,19 @@ import ray
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.backend import BatchingBackend
 from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
-from gtx_ray.ieee2030_5.dispatch import Op, execute
+from gtx_ray.ieee2030_5.dispatch import OPERATIONS, Op, execute
+from gtx_ray.ieee2030_5.errors import Unavailable
 from gtx_ray.ieee2030_5.managers import admin
 from gtx_ray.ieee2030_5.server import Ieee2030_5Server
+from gtx_ray.ieee2030_5.store import RegistryStore
 
 log = logging.getLogger(__name__)
 
 REGISTRY_NAME = "ieee2030_5_registry"
+RETRY_SAFE = frozenset(OPERATIONS) - {"edev.register", "mirror.delete"}
+"""Operations that give the same state and answer when run twice: every read, PUT of
+DeviceInformation, and mirror posts (a reading set or single reading with the same mRID or
+start replaces the stored one; a repeated POST /mup answers 204 instead of 201)."""
 FRONT_NAME = "ieee2030_5_front"
 FRONT_MAX_RESTARTS = 3
 START_TIMEOUT_S = 60.0
@@ -49,16 +56,44 @@ ADMIN_ACTIONS = {
 
 
 class RegistryActor:
-    """Holds the Registry. ``execute`` runs a batch of front operations in order."""
+    """Holds the Registry. ``execute`` runs a batch of front operations in order.
+
+    With ``config.state_path`` the registry is loaded from its store when the actor starts
+    (also when Ray restarts it after a crash) and every batch is written through and committed
+    before the answers leave: nothing the front acknowledges is lost. If the store cannot be
+    written the process exits, so Ray restarts it from the file (memory never runs ahead of the
+    disk) and the front answers 503 for that batch.
+    """
 
     def __init__(self, config: Ieee2030_5Config) -> None:
         logging.basicConfig(level=logging.INFO)
-        self.registry = build_registry(config, int(time.time()))
+        self.store = None
+        if config.state_path is not None:
+            self.store = RegistryStore(config.state_path, config.state_synchronous)
+        self.registry = build_registry(config, int(time.time()), self.store)
         self.calls = 0
+        self.started = time.time()
 
     def execute(self, ops: list[Op]) -> list[Any]:
         self.calls += 1
-        return execute(self.registry, ops)
+        outcomes = execute(self.registry, ops)
+        self._persist()
+        return outcomes
+
+    @ray.method(max_task_retries=-1)
+    def execute_retryable(self, ops: list[Op]) -> list[Any]:
+        """``execute`` for operations whose repetition changes nothing (``RETRY_SAFE``): Ray
+        re-sends it to the restarted actor if this one dies during the call."""
+        return self.execute(ops)
+
+    def _persist(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.flush(self.registry)
+        except Exception:
+            log.exception("IEEE 2030.5 state could not be written; restarting from the file")
+            os._exit(1)
 
     def admin(self, action: str, **kwargs: Any) -> Any:
         """An operator action (see ``managers.admin``): list_devices, preregister(lfdi),
@@ -66,10 +101,20 @@ class RegistryActor:
         device_id). Raises the ResourceError of a refused action."""
         if action not in ADMIN_ACTIONS:
             raise ValueError(f"unknown admin action {action!r}; one of {sorted(ADMIN_ACTIONS)}")
-        return ADMIN_ACTIONS[action](self.registry, int(time.time()), **kwargs)
+        try:
+            return ADMIN_ACTIONS[action](self.registry, int(time.time()), **kwargs)
+        finally:
+            self._persist()
 
-    def status(self) -> dict[str, int]:
-        return {**self.registry.counts(), "registry_calls": self.calls}
+    def pid(self) -> int:
+        return os.getpid()
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.registry.counts(), "registry_calls": self.calls}
+        if self.store is not None:
+            out["state_path"] = str(self.store.path)
+            out["state_flushes"] = self.store.flushes
+        return out
 
 
 class FrontActor:
@@ -91,8 +136,28 @@ class FrontActor:
 
     @staticmethod
     def _call_registry(registry: Any):
+        """The backend's call: a batch of only retry-safe operations is retried by Ray across
+        a restart of the registry; a mixed batch that fails (the registry died during it, so
+        some may be stored and some not) has its retry-safe part re-sent and the rest
+        answered 503, for the client to retry (a repeated registration or delete would
+        otherwise be answered 409/404)."""
+
         async def call(ops: list[Op]) -> list[Any]:
-            return await registry.execute.remote(ops)
+            if all(op.name in RETRY_SAFE for op in ops):
+                return await registry.execute_retryable.remote(ops)
+            try:
+                return await registry.execute.remote(ops)
+            except ray.exceptions.RayActorError as exc:
+                log.warning("registry failed during %d operations: %s", len(ops), exc)
+                safe = [i for i, op in enumerate(ops) if op.name in RETRY_SAFE]
+                outcomes: list[Any] = [
+                    Unavailable("the registry restarted during this request; retry")
+                ] * len(ops)
+                if safe:
+                    again = await registry.execute_retryable.remote([ops[i] for i in safe])
+                    for i, outcome in zip(safe, again, strict=True):
+                        outcomes[i] = outcome
+                return outcomes
 
         return call
 
@@ -134,7 +199,7 @@ class Ieee2030_5Handles:
 def _registry_actor(config: Ieee2030_5Config):
     return (
         ray.remote(RegistryActor)
-        .options(name=REGISTRY_NAME, get_if_exists=True, num_cpus=0, max_restarts=0)
+        .options(name=REGISTRY_NAME, get_if_exists=True, num_cpus=0, max_restarts=-1)
         .remote(config)
     )
 
