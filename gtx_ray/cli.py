@@ -99,6 +99,11 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
     )
     add("--ieee2030-5-pin", help="registration PIN (default 111115)")
     add(
+        "--ieee2030-5-state-dir",
+        help="where the 2030.5 server keeps devices, mirrors and readings across restarts "
+        "(state.sqlite; default DATA_DIR/ieee2030_5)",
+    )
+    add(
         "--address",
         help="Ray cluster address (RAY_ADDRESS); default: a cluster on this host, else local Ray",
     )
@@ -162,6 +167,10 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         if not is_valid_pin(pin):
             raise ConfigError(f"--ieee2030-5-pin {pin} has no valid check digit (e.g. 111115)")
         fields["ieee2030_5_pin"] = pin
+    if args.ieee2030_5_state_dir is not None:
+        state_dir = Path(args.ieee2030_5_state_dir)
+        require_writable_dir("--ieee2030-5-state-dir", state_dir)
+        fields["ieee2030_5_state_dir"] = state_dir
     if args.address is not None:
         fields["address"] = parse_ray_address("--address", args.address)
     if args.namespace is not None:
@@ -333,6 +342,12 @@ def post_rate_s(settings: Settings) -> int:
     return max(1, int(settings.interval_s / settings.speed))
 
 
+def ieee2030_5_state_path(settings: Settings) -> Path:
+    """The 2030.5 registry's SQLite file: in --ieee2030-5-state-dir, else DATA_DIR/ieee2030_5."""
+    state_dir = settings.ieee2030_5_state_dir or Path(settings.data_dir) / "ieee2030_5"
+    return Path(state_dir).resolve() / "state.sqlite"
+
+
 def start_ieee2030_5_server(settings: Settings):
     """Start the 2030.5 registry and TLS front (certificates must exist)."""
     from gtx_ray.ieee2030_5.config import Ieee2030_5Config
@@ -344,6 +359,7 @@ def start_ieee2030_5_server(settings: Settings):
         certs_dir=settings.certs_dir,
         pin=settings.ieee2030_5_pin,
         post_rate_s=post_rate_s(settings),
+        state_path=ieee2030_5_state_path(settings),
     )
     handles = start_ieee2030_5(config)
     log.info(

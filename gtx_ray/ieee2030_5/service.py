@@ -231,7 +231,12 @@ def start_ieee2030_5(config: Ieee2030_5Config) -> Ieee2030_5Handles:
     except ValueError:
         created_registry = True
     registry = _registry_actor(config)
-    ray.get(registry.status.remote(), timeout=START_TIMEOUT_S)
+    try:
+        ray.get(registry.status.remote(), timeout=START_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        ray.kill(registry, no_restart=True)
+        raise ConfigError(f"IEEE 2030.5 registry could not start: {_first_line(cause)}") from None
     front = _front_actor(config)
     try:
         port = ray.get(front.port.remote(), timeout=START_TIMEOUT_S)

@@ -12,9 +12,16 @@ import time
 
 import pytest
 
+from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.codec import NS
 from gtx_ray.ieee2030_5.config import Ieee2030_5Config
-from gtx_ray.ieee2030_5.service import start_ieee2030_5, status_ieee2030_5, stop_ieee2030_5
+from gtx_ray.ieee2030_5.service import (
+    FRONT_NAME,
+    REGISTRY_NAME,
+    start_ieee2030_5,
+    status_ieee2030_5,
+    stop_ieee2030_5,
+)
 from tests.ieee2030_5.helpers import Q, Sep2Client, mirror_usage_point_xml, reading_type_xml
 
 pytestmark = pytest.mark.ray
@@ -183,3 +190,13 @@ def test_stop_and_start_on_the_same_state_file_keeps_everything(
         c.close()
     finally:
         stop_ieee2030_5(handles)
+
+
+def test_an_unusable_state_file_is_a_clear_error(ray_runtime, certs_dir, tmp_path):
+    junk = tmp_path / "state.sqlite"
+    junk.write_bytes(b"this is not an SQLite database" * 200)
+    with pytest.raises(ConfigError, match="cannot use the state file"):
+        start_ieee2030_5(durable_config(certs_dir, junk))
+    for name in (FRONT_NAME, REGISTRY_NAME):  # nothing is left behind
+        with pytest.raises(ValueError):
+            ray_runtime.get_actor(name)

@@ -168,3 +168,24 @@ def test_allowlist_devices_are_kept_not_duplicated(tmp_path):
     store.close()
     again = build_registry(config, T0 + 10, RegistryStore(tmp_path / "s.sqlite"))
     assert again.devices() == first.devices()
+
+
+def test_where_the_cli_keeps_the_state(tmp_path):
+    from gtx_ray.cli import build_parser, ieee2030_5_state_path, settings_from
+    from gtx_ray.errors import ConfigError
+
+    def settings(*argv: str):
+        return settings_from(build_parser().parse_args(list(argv)), {}, "run")
+
+    data = tmp_path / "data"
+    assert ieee2030_5_state_path(settings("--data-dir", str(data))) == (
+        data.resolve() / "ieee2030_5" / "state.sqlite"
+    )
+    chosen = tmp_path / "elsewhere"
+    given = settings("--data-dir", str(data), "--ieee2030-5-state-dir", str(chosen))
+    assert ieee2030_5_state_path(given) == chosen.resolve() / "state.sqlite"
+    assert chosen.is_dir()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match=r"--ieee2030-5-state-dir .* is not a directory"):
+        settings("--ieee2030-5-state-dir", str(a_file))
