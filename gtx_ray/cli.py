@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
@@ -111,6 +111,11 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
     add("--max-in-flight", help="windows between the clock and storage (default 4)")
     add("--window", help="intervals per meter-actor call (default automatic)")
     add("--status-every", help="seconds between status lines (default 5)")
+    add(
+        "--drain-timeout",
+        help="seconds a bounded run waits at its end for InfluxDB to take spooled readings "
+        "(default 120; they stay spooled for the next start or `replay`)",
+    )
     add("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return parser
 
@@ -181,6 +186,10 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         fields["window_intervals"] = parse_int("--window", args.window, 1, 100_000)
     if args.status_every is not None:
         fields["status_every_s"] = float(parse_int("--status-every", args.status_every, 1, 3600))
+    if args.drain_timeout is not None:
+        fields["drain_timeout_s"] = float(
+            parse_int("--drain-timeout", args.drain_timeout, 0, 86400)
+        )
 
     config_file = Path(fields.get("config_file", DEFAULT_CONFIG))
     if not config_file.is_file():
@@ -236,7 +245,10 @@ class StatusLine:
         parts = [f"sim {_iso(storage['stored_until_s'])}", f"{rate:,.0f} readings/s"]
         if clock["speed"] is not None:
             parts.append(f"lag {clock['lag_s']:.1f} s")
-        parts.append(f"stored {stored:,} rows")
+        # stored: in the database or Parquet; spooled: kept on disk, waiting for the database
+        parts.append(f"stored {storage.get('rows_delivered', stored):,} rows")
+        if storage.get("rows_spooled"):
+            parts.append(f"{storage['rows_spooled']:,} spooled")
         if storage["queue_depth"]:
             parts.append(f"queue {storage['queue_depth']}")
         total = clock["intervals_total"]
@@ -252,10 +264,10 @@ class StatusLine:
                 f"{', ETA ' + duration_text(eta) if eta is not None else ''}",
             )
         for sink in storage.get("sinks", []):
-            if sink.get("rows_pending"):
-                parts.append(f"{sink['rows_pending']:,} spooled")
             if sink.get("last_error") and not sink.get("healthy", True):
                 parts.append(f"{sink['sink']}: {sink['last_error']}")
+            elif sink.get("rows_pending") and sink.get("last_attempt_ok"):
+                parts.append(f"{sink['sink']}: answers again, replaying the spool")
         if storage.get("last_error"):
             parts.append(f"STORAGE ERROR: {storage['last_error']}")
         if clock.get("error"):
@@ -373,18 +385,18 @@ def start_ieee2030_5_server(settings: Settings):
 def count_check(settings: Settings, simulation) -> None:
     """After a bounded run: wait for the spool to drain, then count the points InfluxDB 1.x holds
     for the run's time range and compare with what was generated."""
-    import ray
-
     from gtx_ray.runtime import influx_config
     from gtx_ray.storage.influx import InfluxError, influxql
 
     simulation.wait(timeout_s=None)
-    waiting = ray.get(simulation.aggregator.drain.remote(120.0))
+    waiting = wait_for_spool(settings, simulation)
     if waiting:
         log.warning(
-            "count check: %s readings still spooled (InfluxDB unreachable); they are "
-            "replayed on the next start or by `replay`",
+            "count check skipped: %s readings still spooled in %s (InfluxDB did not take them); "
+            "they are written on the next start or by `replay --data-dir %s`",
             f"{waiting:,}",
+            Path(settings.data_dir).resolve() / "spool",
+            settings.data_dir,
         )
         return
     plan = simulation.plan
@@ -408,6 +420,42 @@ def count_check(settings: Settings, simulation) -> None:
             f"{stored:,}",
             f"{expected:,}",
         )
+
+
+def wait_for_spool(settings: Settings, simulation, progress_every_s: float = 10.0) -> int:
+    """Wait up to ``settings.drain_timeout_s`` for InfluxDB to take the spooled readings, saying
+    what it waits for, until when, and how it goes; return the readings still spooled."""
+    import ray
+
+    waiting = ray.get(simulation.aggregator.drain.remote(0.0))  # after the queue is stored
+    if not waiting:
+        return 0
+    timeout_s = settings.drain_timeout_s
+    deadline = time.monotonic() + timeout_s
+    until = datetime.now().astimezone() + timedelta(seconds=timeout_s)
+    log.info(
+        "waiting up to %.0f s for InfluxDB at %s to take %s spooled readings (until %s)",
+        timeout_s,
+        settings.influxdb_url,
+        f"{waiting:,}",
+        until.strftime("%H:%M:%S"),
+    )
+    next_progress = time.monotonic() + progress_every_s
+    while waiting and time.monotonic() < deadline:
+        step = min(2.0, max(0.0, deadline - time.monotonic()))
+        waiting = ray.get(simulation.aggregator.drain.remote(step))
+        if waiting and time.monotonic() >= next_progress:
+            next_progress = time.monotonic() + progress_every_s
+            status = simulation.status() or {}
+            sinks = status.get("storage", {}).get("sinks", [])
+            why = next((s["last_error"] for s in sinks if s.get("last_error")), None)
+            log.info(
+                "still %s readings spooled, %.0f s left: %s",
+                f"{waiting:,}",
+                max(0.0, deadline - time.monotonic()),
+                why or "InfluxDB answers, replaying",
+            )
+    return waiting
 
 
 def missing_span(
@@ -438,9 +486,15 @@ def report_done(simulation, final: dict, stopped: bool) -> int:
     """The final line of a run that ended; 1 when storage failed or intervals are missing."""
     plan = simulation.plan
     clock, storage = final["clock"], final["storage"]
+    spooled = storage.get("rows_spooled", 0)
+    delivered = storage.get("rows_delivered", storage["rows_stored"])
+    spool = Path(simulation.settings.data_dir).resolve() / "spool"
     log.info(
-        "done: %s readings stored for %d meters, simulated %s to %s, in %s",
-        f"{storage['rows_stored']:,}",
+        "done: %s for %d meters, simulated %s to %s, in %s",
+        f"{storage['rows_stored']:,} readings: {delivered:,} stored, {spooled:,} spooled in "
+        f"{spool} (InfluxDB did not take them; written on the next start or by `replay`)"
+        if spooled
+        else f"{delivered:,} readings stored",
         simulation.n_meters,
         _iso(plan.start_s),
         _iso(storage["stored_until_s"]),

@@ -72,6 +72,7 @@ class Settings:
     max_in_flight: int = 4
     window_intervals: int | None = None  # None: automatic
     status_every_s: float = 5.0
+    drain_timeout_s: float = 120.0  # a bounded run's wait at its end for spooled readings
 
 
 def parse_bool(name: str, value: str) -> bool:

@@ -285,9 +285,17 @@ class AggregatorActor:
         return (None if unchanged else await self.latest()), await self.status()
 
     async def status(self) -> dict[str, Any]:
+        """Counts in readings: ``rows_stored`` are kept safely (in the database, Parquet or the
+        spool); of those, ``rows_spooled`` wait in the spool for the database and
+        ``rows_delivered`` are in the database or Parquet."""
+        sinks = [sink.status() for sink in self._sinks]
+        spooled = sum(sink.get("rows_pending", 0) for sink in sinks)
         return {
             "rows_received": self.rows_received,
             "rows_stored": self.rows_stored,
+            "rows_spooled": spooled,
+            # low while a spool an earlier run left is replayed: never claims too many
+            "rows_delivered": max(0, self.rows_stored - spooled),
             "windows_stored": self.windows_stored,
             "stored_until_s": self.stored_until_s,
             "latest_interval_s": self._latest_start_s,
@@ -296,7 +304,7 @@ class AggregatorActor:
             "rows_trimmed": self.rows_trimmed,
             "recovered": self.recovered,
             "last_error": self.last_error,
-            "sinks": [sink.status() for sink in self._sinks],
+            "sinks": sinks,
             "time": time.time(),
         }
 

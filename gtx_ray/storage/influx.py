@@ -645,6 +645,8 @@ class InfluxSink:
         self.rows_rejected = 0
         self.last_error: str | None = None
         self._logged_error: str | None = None
+        self._outage_error: str | None = None  # last_error while the database does not answer
+        self._last_attempt_ok = True  # the last request (or connect) was acknowledged
         try:
             self._pipeline.transport = _connect(config)
         except _Failure as failure:
@@ -682,6 +684,8 @@ class InfluxSink:
                 return
             outcome = self._pipeline.send(batch)
             self._count(written=outcome.acked)
+            if outcome.acked:
+                self._last_attempt_ok = True
             for rows, failure in outcome.rejected:
                 self._reject(rows, failure)
             if outcome.failure is not None:
@@ -721,6 +725,11 @@ class InfluxSink:
             )
 
     def status(self) -> dict[str, Any]:
+        """Counts in readings. ``rows_stored``: acknowledged by the database (written directly or
+        replayed from the spool); ``rows_pending``: waiting in the spool, not yet stored;
+        ``healthy``: writes go straight to the database; ``last_attempt_ok``: the last request
+        was acknowledged (True while a spool replays); ``last_error``: why it was not, cleared
+        as soon as the database takes a replayed part."""
         transport = self._pipeline.transport
         with self._stats_lock:
             return {
@@ -730,6 +739,8 @@ class InfluxSink:
                 "api": transport.api if transport else None,
                 "server_version": transport.server_version if transport else None,
                 "healthy": self._direct.is_set() and not self._closed,
+                "last_attempt_ok": self._last_attempt_ok,
+                "rows_stored": self.rows_written + self.rows_replayed,
                 "rows_written": self.rows_written,
                 "rows_spooled": self.rows_spooled,
                 "rows_replayed": self.rows_replayed,
@@ -768,7 +779,8 @@ class InfluxSink:
     def _note_error(self, failure: _Failure, consequence: str) -> None:
         """Log a failure once per distinct message (repeats go to debug) and keep it in status."""
         with self._stats_lock:
-            self.last_error = failure.message
+            self.last_error = self._outage_error = failure.message
+            self._last_attempt_ok = False
         if failure.message != self._logged_error:
             log.error("%s; %s", failure.message, consequence)
             self._logged_error = failure.message
@@ -862,10 +874,22 @@ class InfluxSink:
             segment = segments[0]
             for part in self._spool.parts(segment):
                 rows = self._replay_part(part)
-                with self._lock:
+                with self._lock, self._stats_lock:  # status sees stored + pending add up
                     self._spool.remove_part(part, rows)
                     self._spool_changed.notify_all()
-                self._count(replayed=rows)
+                    self.rows_replayed += rows
+                    self._last_attempt_ok = True
+                    answered_again = self.last_error is not None and (
+                        self.last_error == self._outage_error
+                    )
+                    if answered_again:  # the outage is over; the status says so from now on
+                        self.last_error = self._outage_error = None
+                if answered_again:
+                    log.info(
+                        "InfluxDB at %s answers again; replaying %d spooled readings",
+                        self.config.url,
+                        self._spooled_rows() + rows,
+                    )
                 replayed += rows
                 if self._stop.is_set():
                     return False

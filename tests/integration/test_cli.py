@@ -501,3 +501,75 @@ def test_a_cluster_that_refuses_the_token_exits_2_saying_which_variable(ray_runt
     assert unset.returncode == 2, unset.stderr
     line = _one_line_no_traceback(unset)
     assert "RAY_AUTH_MODE=token" in line and "RAY_AUTH_TOKEN" in line
+
+
+def test_a_backfill_while_influxdb_is_down_says_what_it_waits_for(ray_runtime, tmp_path):
+    """InfluxDB is down for the whole run: the status line counts readings as spooled, not
+    stored; at the end the CLI says what it waits for and until when, with progress lines; once
+    InfluxDB is back the spool is written, the count check passes and 'done' says all stored."""
+    from tests.servers import ServerUnavailable, influxd_server
+
+    try:
+        influxd = influxd_server(tmp_path / "influxd").start()
+    except ServerUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    influxd.stop()  # the port and data dir stay: start() brings it back on the same URL
+    expected = 20 * 2 * 96
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gtx_ray",
+            "backfill",
+            *("--meters", "20", "--interval", "900", "--start", "2024-01-01"),
+            *("--duration", "2d", "--speed", "43200", "--status-every", "1"),
+            *("--drain-timeout", "150", "--data-dir", str(tmp_path / "data")),
+            *("--namespace", "gtx_cli_spool", "--disable-api", "--disable-ieee2030-5"),
+            *("--address", ray_runtime.get_runtime_context().gcs_address),
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "INFLUXDB_URL": influxd.url, "INFLUXDB_BUCKET": "spool_e2e"},
+    )
+    collector = _Collector(process)
+
+    def wait_for(pattern: str, timeout_s: float) -> re.Match:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(collector.lines):
+                if found := re.search(pattern, line):
+                    return found
+            assert process.poll() is None, "\n".join(collector.lines)
+            time.sleep(0.2)
+        raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(collector.lines))
+
+    try:
+        waiting = wait_for(
+            r"waiting up to 150 s for InfluxDB at (\S+) to take ([\d,]+) spooled readings "
+            r"\(until \d\d:\d\d:\d\d\)",
+            240,
+        )
+        assert waiting.group(1) == influxd.url
+        assert int(waiting.group(2).replace(",", "")) == expected
+        progress = wait_for(r"still ([\d,]+) readings spooled, \d+ s left: (.*)", 60)
+        assert int(progress.group(1).replace(",", "")) == expected
+        assert "unreachable" in progress.group(2)
+        influxd.start()
+        assert process.wait(timeout=180) == 0, "\n".join(collector.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        influxd.stop()
+    output = "\n".join(collector.lines)
+    assert "Traceback" not in output
+    status_lines = [line for line in collector.lines if "intervals" in line and "| sim " in line]
+    assert any(
+        re.search(r"stored 0 rows \| [\d,]+ spooled", line) and "unreachable" in line
+        for line in status_lines
+    ), output
+    assert f"count check: InfluxDB holds all {expected:,} readings" in output
+    done = re.search(r"done: ([\d,]+) readings stored for 20 meters", output)
+    assert done and int(done.group(1).replace(",", "")) == expected, output

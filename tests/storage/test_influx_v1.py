@@ -439,3 +439,42 @@ def test_one_sink_rides_out_repeated_outages(crash_influxd, campus_day, tmp_path
     assert status["rows_spooled"] == status["rows_replayed"] == 2400
     assert status["rows_written"] == 2400
     assert_stored_exactly(config, campus_day)
+
+
+def test_status_tells_stored_from_spooled_and_clears_the_error_once_the_database_answers(
+    crash_influxd, campus_day, tmp_path
+):
+    """While the database is down, spooled readings are not counted as stored; once it is back
+    the error goes with the first replayed part, not after the whole spool."""
+    config = config_for(
+        crash_influxd, "status_fields", tmp_path, max_retries=0, spool_rows_per_file=1200
+    )
+    with InfluxSink(config) as sink:
+        sink.write(campus_day)
+        assert sink.status()["rows_stored"] == 2400 and sink.status()["rows_pending"] == 0
+        crash_influxd.stop()
+        for _ in range(40):  # 96,000 readings in 80 spooled parts: replay takes a while
+            sink.write(campus_day)
+        down = sink.status()
+        assert not down["healthy"] and not down["last_attempt_ok"]
+        assert "unreachable" in down["last_error"]
+        assert down["rows_stored"] == 2400 and down["rows_pending"] == 40 * 2400
+
+        crash_influxd.start()
+        replaying = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = sink.status()
+            if status["healthy"]:
+                break
+            if status["rows_replayed"]:
+                replaying.append(status)
+            time.sleep(0.002)
+        assert status["healthy"], status
+        assert replaying, "never saw the replay in progress"
+        for seen in replaying:
+            assert seen["last_error"] is None and seen["last_attempt_ok"], seen
+            assert seen["rows_stored"] + seen["rows_pending"] == 41 * 2400, seen
+        final = sink.status()
+    assert final["rows_stored"] == 41 * 2400 and final["rows_pending"] == 0
+    assert final["last_error"] is None and final["last_attempt_ok"]
