@@ -369,8 +369,13 @@ def _check_meters_are_clients(base: str, certs, collector) -> None:
     deadline = time.monotonic() + 120
     clients: list = []
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(base + "/api/ieee2030_5/clients", timeout=30) as response:
-            clients = json.loads(response.read())
+        try:
+            with urllib.request.urlopen(base + "/api/ieee2030_5/clients", timeout=30) as response:
+                clients = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 503 until every meter actor has answered once
+            assert exc.code == 503, exc.read()
+            time.sleep(1)
+            continue
         if len(clients) == 25 and all(c["registered"] and c["posts_ok"] > 0 for c in clients):
             break
         time.sleep(1)
