@@ -10,8 +10,9 @@ never retired: a new one that does not fit is refused (400, Error reasonCode 2).
 What happens at the bound: a POST whose own readings fit in the budget is always stored whole;
 to make room, the device's oldest reading sets (in the order they were posted) are retired and
 counted in ``Registry.readings_dropped``. A POST that could never fit (more readings or bytes
-than the whole budget beside the device's mirrors) is refused with 400 reasonCode 2 and nothing
-is stored. So nothing acknowledged is lost except by this documented retention.
+than the whole budget beside the device's mirrors) is refused with 413 (Error reasonCode 2) and
+nothing is stored: a client that halves its posts on 413 then fits. So nothing acknowledged is
+lost except by this documented retention.
 
 Sizes are estimates of CPython memory, measured with tracemalloc on the registry's own objects
 (``tests/ieee2030_5/test_budget.py`` checks full devices against them): a Reading ~165 B, a

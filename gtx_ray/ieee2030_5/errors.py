@@ -40,6 +40,14 @@ class LimitReached(ResourceError):
     reason = 2
 
 
+class TooLarge(ResourceError):
+    """413 with reason 2: one request holds more than a device may keep at all; smaller requests
+    would fit (clients that halve their posts on 413, as the built-in one does, recover)."""
+
+    status = 413
+    reason = 2
+
+
 class Forbidden(ResourceError):
     """403: the caller's certificate may not do this (e.g. claims another device's LFDI, or is
     not a device certificate); reason 1, invalid request values."""

@@ -47,7 +47,7 @@ class ServerStats:
 
 
 STATS = web.AppKey("stats", ServerStats)
-WITH_BODY = frozenset({400, 403, 415})
+WITH_BODY = frozenset({400, 403, 413, 415})
 """Statuses of a ResourceError answered with an ``Error`` document."""
 REASON_PHRASE_MAX = 200
 """Longest HTTP reason phrase sent with an error, characters."""

@@ -7,14 +7,21 @@ are POSTed to /mup/{id} as one MirrorMeterReading or a MirrorMeterReadingList; e
 single Reading and/or MirrorReadingSets. A MirrorMeterReading with an mRID the mirror does not
 know yet must carry its ReadingType (400 otherwise). Every request is checked whole before
 anything is stored, so a rejected request changes nothing; one that does not fit the device's
-memory budget even after its older sets are retired is 400 with reasonCode 2 (see ``budget``).
+memory budget even after its older sets are retired is 413 with reasonCode 2 (see ``budget``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gtx_ray.ieee2030_5.errors import BadRequest, Conflict, Forbidden, LimitReached, NotFound
+from gtx_ray.ieee2030_5.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    LimitReached,
+    NotFound,
+    TooLarge,
+)
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.managers.common import caller_poll_rate, own_device, paginate
 from gtx_ray.ieee2030_5.models import (
@@ -87,7 +94,7 @@ def _check_readings(
     sizes += [1 for mmr in readings if mmr.reading is not None]
     problem = registry.fits(owner, mirror_id is None, new, sizes)
     if problem is not None:
-        raise LimitReached(problem)
+        raise TooLarge(problem)
 
 
 def _store_readings(
