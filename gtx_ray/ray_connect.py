@@ -182,7 +182,10 @@ def _dial_target(address: str) -> tuple[str, int]:
     else:
         from ray._private.services import canonicalize_bootstrap_address
 
-        text = canonicalize_bootstrap_address(address)
+        try:
+            text = canonicalize_bootstrap_address(address)
+        except (ConnectionError, ValueError) as exc:  # none or several clusters found
+            raise RayUnavailable(f"--address {address}: {one_line(exc)}") from None
         if text is None:
             raise RayUnavailable(f"--address {address}: no Ray cluster found on this host")
     host, _, port = text.rpartition(":")
