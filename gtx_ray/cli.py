@@ -276,7 +276,9 @@ class StatusLine:
 
 
 class Services:
-    """What a run started, stopped in reverse order exactly once."""
+    """What a run started, each stopped exactly once: the simulation first (its in-flight
+    readings stored, its 2030.5 clients posting what they hold while the server still answers),
+    then the 2030.5 server, then the REST API."""
 
     def __init__(self) -> None:
         self.simulation = None
@@ -285,20 +287,20 @@ class Services:
         self._final: dict | None = None
 
     def stop(self) -> dict | None:
-        if self.api is not None:
-            from gtx_ray.serve.api import stop_rest_api
-
-            stop_rest_api(self.api)
-            self.api = None
+        if self.simulation is not None:
+            simulation, self.simulation = self.simulation, None
+            simulation.stop()
+            self._final = simulation.finish()
         if self.ieee2030_5 is not None:
             from gtx_ray.ieee2030_5.service import stop_ieee2030_5
 
             stop_ieee2030_5(self.ieee2030_5)
             self.ieee2030_5 = None
-        if self.simulation is not None:
-            simulation, self.simulation = self.simulation, None
-            simulation.stop()
-            self._final = simulation.finish()
+        if self.api is not None:
+            from gtx_ray.serve.api import stop_rest_api
+
+            stop_rest_api(self.api)
+            self.api = None
         return self._final
 
 

@@ -162,7 +162,7 @@ class Simulation:
         except Exception as exc:  # reported to the caller after the flush
             error = exc
         try:  # let the meters' 2030.5 clients post what they hold
-            ray.get([a.stop_clients.remote(10.0) for a in self.meter_actors], timeout=60)
+            ray.get([a.stop_clients.remote(3.0) for a in self.meter_actors], timeout=10)
         except Exception as exc:
             log.warning("2030.5 clients did not stop cleanly: %s", exc)
         storage = clock = None

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
     ray_actor_options={"num_cpus": 0},
     health_check_period_s=5,
     max_constructor_retry_count=3,
+    graceful_shutdown_wait_loop_s=0.5,  # its requests take milliseconds: a stop takes ~1 s,
+    graceful_shutdown_timeout_s=3,  # not Serve's default 20 s
 )
 class RestApi:
     """One replica serving the API on host:port (one is plenty: see the module docstring)."""

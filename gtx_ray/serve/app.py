@@ -24,15 +24,19 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gtx_ray.actors.clock import CommandExpired
 from gtx_ray.serve import views
 from gtx_ray.serve.history import influx_history, meter_history
 from gtx_ray.serve.ieee2030_5_view import Ieee2030_5View
-from gtx_ray.serve.live import REMOTE_TIMEOUT_S, Frame, LiveView
+from gtx_ray.serve.live import Frame, LiveView
 from gtx_ray.serve.origins import OriginGuard, OriginPolicy
 from gtx_ray.serve.request_metrics import RequestCounter
+
+COMMAND_DEADLINE_S = 5.0  # a simulation command the clock has not taken by then is refused
+COMMAND_GRACE_S = 5.0  # how much longer we wait for its answer
 
 log = logging.getLogger(__name__)
 
@@ -356,13 +360,24 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
         actor = ctx.clock()
         if actor is None:
             return error(503, STARTING)
+        # The clock refuses a command that reaches it after the deadline, and we wait longer
+        # than that: a 503 here means "not applied, and never applied later".
+        deadline_s = time.time() + COMMAND_DEADLINE_S
         try:
-            if command.speed is not None:
-                await asyncio.wait_for(actor.set_speed.remote(speed), REMOTE_TIMEOUT_S)
-            if command.action is not None:
-                await asyncio.wait_for(getattr(actor, command.action).remote(), REMOTE_TIMEOUT_S)
-        except (RayActorError, TimeoutError) as exc:
-            return error(503, f"the clock does not answer: {type(exc).__name__}")
+            await asyncio.wait_for(
+                actor.command.remote(
+                    command.action, speed, command.speed is not None, deadline_s=deadline_s
+                ),
+                COMMAND_DEADLINE_S + COMMAND_GRACE_S,
+            )
+        except (RayActorError, TimeoutError, RayTaskError) as exc:
+            if isinstance(exc, RayTaskError) and not isinstance(exc.cause, CommandExpired):
+                raise
+            return error(
+                503,
+                f"not applied: the clock did not take the command within {COMMAND_DEADLINE_S:g} s "
+                f"({type(exc).__name__}); it will not apply it later, send it again",
+            )
         await ctx.live.refresh_now()  # the next read sees the new state
         return await simulation()
 

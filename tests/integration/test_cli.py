@@ -16,6 +16,7 @@ import urllib.request
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import ray
 
@@ -61,6 +62,8 @@ def gtx(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
         (["--namespace", "_ray_internal_x"], {}, "--namespace"),
         (["--data-dir", "/proc/forbidden"], {}, "--data-dir"),
         (["--data-dir", "README.md"], {}, "--data-dir"),
+        (["--certs-dir", "/proc/forbidden"], {}, "--certs-dir"),
+        (["--certs-dir", "README.md"], {}, "--certs-dir"),
         (["--api-host", "999.1.1.1"], {}, "--api-host"),
         ([], {"API_HOST": "999.1.1.1"}, "API_HOST"),
         (["--api-host", "203.0.113.7"], {}, "--api-host"),  # TEST-NET-3: not this machine
@@ -317,8 +320,10 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
         _check_meters_are_clients(f"http://127.0.0.1:{api_port}", certs, collector)
         _exercise_admin_api(f"http://127.0.0.1:{api_port}")
 
+        sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0, "\n".join(collector.lines)
+        stop_s = time.monotonic() - sent
     finally:
         if process.poll() is None:
             process.kill()
@@ -326,7 +331,16 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
     output = "\n".join(collector.lines)
     assert "Traceback" not in output
     assert "certificates: " in output and "created" in output
-    assert re.search(r"done: [\d,]+ readings stored", output)
+    # Everything on, SIGTERM: out within 10 s, with every reading in flight stored (InfluxDB is
+    # not running here, so they wait in the spool for it).
+    assert stop_s <= 10.0, f"SIGTERM took {stop_s:.1f} s"
+    done = re.search(r"done: ([\d,]+) readings", output)
+    assert done, output
+    spooled = sum(
+        pq.ParquetFile(part).metadata.num_rows
+        for part in (tmp_path / "data" / "spool").rglob("*.parquet")
+    )
+    assert spooled == int(done.group(1).replace(",", "")) > 0
 
 
 def _exercise_admin_api(base: str) -> None:

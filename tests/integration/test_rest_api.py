@@ -810,3 +810,30 @@ def test_loopback_trust_does_not_extend_to_other_sites_pages(with_clients):
     assert status == 200 and len(json.loads(raw)["result"]) == 4
     status, _, raw = api.request("/api/simulation", {"action": "pause"})
     assert status == 200 and json.loads(raw)["paused"] is True
+
+
+def test_a_command_is_applied_or_refused_never_applied_later(running):
+    """A clock that cannot answer in time (SIGSTOPped) gets a 503 'not applied', and once it runs
+    again it does not apply the stale command."""
+    import os
+    import signal
+
+    simulation, api, _ = running
+    status, body = api.control(action="pause")
+    assert status == 200 and body["paused"] is True
+    pid = ray.get(simulation.clock.pid.remote(), timeout=30)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        status, body = api.control(action="resume")
+        waited = time.monotonic() - began
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert status == 503 and "not applied" in body["error"], body
+    assert waited < 20
+    time.sleep(2.0)  # the stopped clock now sees the stale command
+    assert ray.get(simulation.clock.status.remote(), timeout=30)["paused"] is True
+    status, body = api.control(action="resume")  # a fresh command is applied and says so
+    assert status == 200 and body["paused"] is False
+    status, body = api.control(action="pause")
+    assert status == 200 and body["paused"] is True
