@@ -3,17 +3,22 @@ and full TLS handshakes per second, at 1, 16 and 64 concurrent clients.
 
 Each client is a meter with its own certificate (from a throwaway `certs init`), registered and
 with one MirrorUsagePoint before timing starts. "Kept-alive" clients each hold one connection
-and POST a MirrorMeterReading with one Reading to /mup/{id} in a loop. "Handshake" clients open a
-new connection (no session resumption) for every request: TCP connect, TLS 1.2 CCM8 handshake
-with both certificates, GET /tm, close.
+and POST a MirrorMeterReading with one MirrorReadingSet of ``READINGS_PER_POST`` (4) Readings to
+/mup/{id} in a loop (a new set mRID each time; the per-device budget retires old sets).
+"Handshake" clients open a new connection (no session resumption) for every request: TCP
+connect, TLS 1.2 CCM8 handshake with both certificates, GET /tm, close.
 
 The server runs in a separate process: ``local`` = the aiohttp TLS server with an in-process
-registry; ``ray`` = the real deployment (front actor + registry actor, batched calls). Clients
+registry (in memory: the ceiling); ``ray`` = the real deployment (front actor + registry
+actor, batched calls) with the registry in memory; ``durable`` / ``durable-full`` = the same
+with the registry's SQLite store (``store``; WAL, synchronous NORMAL / FULL), every batch
+committed before its answers leave. Clients
 run in this process on one event loop, so on a 2-core machine client and server share the
 cores: the figures are a lower bound for the server. Loopback only; every cell stops after
 ``--seconds`` or ``--max-requests``, whichever comes first.
 
-    .venv/bin/python benchmarks/ieee2030_5_server.py [--backend local|ray|both] [--seconds 3]
+    .venv/bin/python benchmarks/ieee2030_5_server.py [--backend local,ray,durable,durable-full]
+        [--seconds 3] [--no-handshakes]
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from gtx_ray.ieee2030_5.tls import client_context  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only
 CONCURRENCY = (1, 16, 64)
+READINGS_PER_POST = 4
+BACKENDS = ("local", "ray", "durable", "durable-full")
 RESULTS = REPO / "benchmarks" / "results" / "ieee2030_5_server.json"
 
 
@@ -109,11 +116,17 @@ async def kept_alive(meters: list[Meter], base: str, seconds: float, cap: int) -
         async with aiohttp.ClientSession(connector=connector) as s:
             t = 1_767_225_600
             while time.perf_counter() < deadline and done + errors < cap:
-                t += 900
+                t += 900 * READINGS_PER_POST
+                readings = "".join(
+                    f"<Reading><timePeriod><duration>900</duration><start>{t + 900 * i}</start>"
+                    f"</timePeriod><value>{(t + i) % 9973}</value></Reading>"
+                    for i in range(READINGS_PER_POST)
+                )
                 body = (
-                    f'<MirrorMeterReading xmlns="{NS}"><mRID>01</mRID><Reading><timePeriod>'
-                    f"<duration>900</duration><start>{t}</start></timePeriod><value>{t % 9973}"
-                    "</value></Reading></MirrorMeterReading>"
+                    f'<MirrorMeterReading xmlns="{NS}"><mRID>01</mRID><MirrorReadingSet>'
+                    f"<mRID>{t:X}</mRID><timePeriod><duration>{900 * READINGS_PER_POST}"
+                    f"</duration><start>{t}</start></timePeriod>{readings}</MirrorReadingSet>"
+                    "</MirrorMeterReading>"
                 )
                 started = time.perf_counter()
                 async with s.post(base + m.mup, data=body, headers=headers) as r:
@@ -179,25 +192,30 @@ def _cell(done: int, errors: int, elapsed: float, latencies: list[float]) -> dic
     }
 
 
-async def measure(meters: list[Meter], port: int, seconds: float, cap: int) -> dict:
+async def measure(
+    meters: list[Meter], port: int, seconds: float, cap: int, with_handshakes: bool = True
+) -> dict:
     base = f"https://localhost:{port}"
     for i in range(0, len(meters), 16):
         await asyncio.gather(*(m.setup(base) for m in meters[i : i + 16]))
     out: dict = {}
     for c in CONCURRENCY:
         out[f"post_keepalive_{c}"] = await kept_alive(meters[:c], base, seconds, cap)
-        out[f"handshake_{c}"] = await handshakes(meters[:c], port, seconds, cap)
+        if with_handshakes:
+            out[f"handshake_{c}"] = await handshakes(meters[:c], port, seconds, cap)
     return out
 
 
-def run_local(certs_dir: Path, meters: list[Meter], seconds: float, cap: int) -> dict:
+def run_local(
+    certs_dir: Path, meters: list[Meter], seconds: float, cap: int, with_handshakes: bool
+) -> dict:
     ctx = mp.get_context("spawn")
     port_queue, stop = ctx.Queue(), ctx.Event()
     proc = ctx.Process(target=_serve_local, args=(str(certs_dir), port_queue, stop))
     proc.start()
     try:
         port = port_queue.get(timeout=30)
-        return asyncio.run(measure(meters, port, seconds, cap))
+        return asyncio.run(measure(meters, port, seconds, cap, with_handshakes))
     finally:
         stop.set()
         proc.join(15)
@@ -206,7 +224,15 @@ def run_local(certs_dir: Path, meters: list[Meter], seconds: float, cap: int) ->
             proc.join(5)
 
 
-def run_ray(certs_dir: Path, meters: list[Meter], seconds: float, cap: int) -> dict:
+def run_ray(
+    certs_dir: Path,
+    meters: list[Meter],
+    seconds: float,
+    cap: int,
+    with_handshakes: bool,
+    backends: list[str],
+) -> dict:
+    """Each of ``backends`` (ray, durable, durable-full) on one local Ray runtime, in turn."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
@@ -220,14 +246,153 @@ def run_ray(certs_dir: Path, meters: list[Meter], seconds: float, cap: int) -> d
         log_to_driver=False,
         _node_ip_address=HOST,
     )
+    results: dict[str, dict] = {}
     try:
-        handles = start_ieee2030_5(Ieee2030_5Config(certs_dir=certs_dir, host=HOST, port=0))
-        try:
-            return asyncio.run(measure(meters, handles.port, seconds, cap))
-        finally:
-            stop_ieee2030_5(handles)
+        for backend in backends:
+            with tempfile.TemporaryDirectory(prefix="gtx_bench_state_") as state_dir:
+                durable = backend.startswith("durable")
+                config = Ieee2030_5Config(
+                    certs_dir=certs_dir,
+                    host=HOST,
+                    port=0,
+                    state_path=Path(state_dir) / "state.sqlite" if durable else None,
+                    state_synchronous="FULL" if backend == "durable-full" else "NORMAL",
+                )
+                handles = start_ieee2030_5(config)
+                try:
+                    results[backend] = asyncio.run(
+                        measure(meters, handles.port, seconds, cap, with_handshakes)
+                    )
+                finally:
+                    stop_ieee2030_5(handles)
     finally:
         ray.shutdown()
+    return results
+
+
+def store_commits(seconds: float) -> dict:
+    """The store alone, in this process: commits/s and ms per commit for batches of 1 and 64
+    four-reading POSTs, synchronous NORMAL and FULL (what each acknowledged batch costs)."""
+    from gtx_ray.ieee2030_5.config import build_registry
+    from gtx_ray.ieee2030_5.dispatch import Op, execute
+    from gtx_ray.ieee2030_5.identity import DeviceIdentity, sfdi_from_lfdi
+    from gtx_ray.ieee2030_5.models import (
+        EndDeviceIn,
+        MirrorMeterReading,
+        MirrorUsagePoint,
+        Reading,
+        ReadingSet,
+        ReadingType,
+    )
+    from gtx_ray.ieee2030_5.store import RegistryStore
+
+    out: dict = {}
+    for sync in ("NORMAL", "FULL"):
+        for batch in (1, 64):
+            with tempfile.TemporaryDirectory(prefix="gtx_bench_store_") as tmp:
+                store = RegistryStore(Path(tmp) / "state.sqlite", sync)
+                reg = build_registry(Ieee2030_5Config(), 0, store)
+                who = []
+                for d in range(batch):
+                    lfdi = f"{d + 1:040X}"
+                    me = DeviceIdentity(lfdi, sfdi_from_lfdi(lfdi))
+                    mmr = MirrorMeterReading(1, reading_type=ReadingType(uom=72))
+                    up = MirrorUsagePoint(d + 1, lfdi, 0x49, 0, 1, meter_readings=(mmr,))
+                    execute(reg, [Op("edev.register", me, 0, (EndDeviceIn(sfdi=me.sfdi),))])
+                    execute(reg, [Op("mirror.create_or_update", me, 0, (up,))])
+                    who.append((me, d + 1))
+                store.flush(reg)
+                commits, t, started = 0, 1_767_225_600, time.perf_counter()
+                while time.perf_counter() - started < seconds:
+                    t += 3600
+                    rs = ReadingSet(
+                        t, t, 3600, tuple(Reading(i, t + 900 * i, 900) for i in range(4))
+                    )
+                    ops = [
+                        Op(
+                            "mirror.post_readings",
+                            me,
+                            t,
+                            (mup, (MirrorMeterReading(1, reading_sets=(rs,)),)),
+                        )
+                        for me, mup in who
+                    ]
+                    execute(reg, ops)
+                    store.flush(reg)
+                    commits += 1
+                elapsed = time.perf_counter() - started
+                store.close()
+                out[f"{sync}_{batch}"] = {
+                    "commits_per_s": round(commits / elapsed, 1),
+                    "ms_per_commit": round(1000 * elapsed / commits, 3),
+                    "posts_per_s": round(commits * batch / elapsed, 1),
+                }
+    return out
+
+
+def store_reload(devices: int = 2_000) -> dict:
+    """A state file of ``devices`` full devices (6 mirrored quantities, sets of 4 readings posted
+    until the budget retires old ones): its size and how long a restarted registry takes to
+    load it, seconds."""
+    from gtx_ray.ieee2030_5.config import build_registry
+    from gtx_ray.ieee2030_5.identity import DeviceIdentity, sfdi_from_lfdi
+    from gtx_ray.ieee2030_5.managers import edev, mirror
+    from gtx_ray.ieee2030_5.models import (
+        EndDeviceIn,
+        MirrorMeterReading,
+        MirrorUsagePoint,
+        Reading,
+        ReadingSet,
+        ReadingType,
+    )
+    from gtx_ray.ieee2030_5.store import RegistryStore
+
+    config = Ieee2030_5Config()
+    with tempfile.TemporaryDirectory(prefix="gtx_bench_reload_") as tmp:
+        path = Path(tmp) / "state.sqlite"
+        store = RegistryStore(path)
+        reg = build_registry(config, 0, store)
+        t0 = 1_767_225_600
+        for d in range(devices):
+            lfdi = f"{d + 1:040X}"
+            me = DeviceIdentity(lfdi, sfdi_from_lfdi(lfdi))
+            edev.register(reg, me, t0, EndDeviceIn(sfdi=me.sfdi))
+            qs = tuple(MirrorMeterReading(q, reading_type=ReadingType(uom=72)) for q in range(6))
+            up = MirrorUsagePoint(d + 1, lfdi, 0x49, 0, 1, meter_readings=qs)
+            mup = int(mirror.create_or_update(reg, me, t0, up).location.rsplit("/", 1)[1])
+            for p in range(10):
+                t = t0 + 3600 * p
+                sets = tuple(
+                    MirrorMeterReading(
+                        q,
+                        reading_sets=(
+                            ReadingSet(
+                                (p << 8) + q,
+                                t,
+                                3600,
+                                tuple(Reading(i, t + 900 * i, 900) for i in range(4)),
+                            ),
+                        ),
+                    )
+                    for q in range(6)
+                )
+                mirror.post_readings(reg, me, t, mup, sets)
+            if d % 50 == 49:
+                store.flush(reg)
+        store.flush(reg)
+        rows = store.counts()
+        store.close()
+        started = time.perf_counter()
+        loaded = build_registry(config, 0, RegistryStore(path))
+        seconds = time.perf_counter() - started
+        assert loaded.counts() == reg.counts()
+        return {
+            "devices": devices,
+            **rows,
+            "readings_kept": reg.counts()["readings_mirrored"] - reg.counts()["readings_dropped"],
+            "file_mib": round(sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20, 1),
+            "load_s": round(seconds, 2),
+        }
 
 
 def machine() -> str:
@@ -247,12 +412,27 @@ def machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("local", "ray", "both"), default="both")
+    parser.add_argument(
+        "--backend",
+        default="local,ray,durable",
+        help=f"comma-separated, of {', '.join(BACKENDS)} (default local,ray,durable)",
+    )
+    parser.add_argument("--no-handshakes", action="store_true", help="kept-alive POSTs only")
+    parser.add_argument(
+        "--store", action="store_true", help="also time the SQLite store alone (NORMAL vs FULL)"
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="per cell (default 3)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="per cell")
     args = parser.parse_args()
     if not 0.5 <= args.seconds <= 60:
         parser.error("--seconds must be 0.5..60")
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown or not backends:
+        parser.error(
+            f"--backend: {', '.join(unknown) or 'none'}; choose from {', '.join(BACKENDS)}"
+        )
+    with_handshakes = not args.no_handshakes
 
     with tempfile.TemporaryDirectory(prefix="gtx_bench_certs_") as tmp:
         certs_dir = Path(tmp)
@@ -260,30 +440,53 @@ def main() -> int:
         init_certs(certs_dir, ids)
         meters = [Meter(certs_dir, m) for m in ids]
         results: dict[str, dict] = {}
-        if args.backend in ("local", "both"):
-            results["local"] = run_local(certs_dir, meters, args.seconds, args.max_requests)
-        if args.backend in ("ray", "both"):
-            results["ray"] = run_ray(certs_dir, meters, args.seconds, args.max_requests)
+        if "local" in backends:
+            results["local"] = run_local(
+                certs_dir, meters, args.seconds, args.max_requests, with_handshakes
+            )
+        on_ray = [b for b in backends if b != "local"]
+        if on_ray:
+            results.update(
+                run_ray(certs_dir, meters, args.seconds, args.max_requests, with_handshakes, on_ray)
+            )
 
     print(f"IEEE 2030.5 server benchmark — {machine()}")
     print("TLS 1.2 ECDHE-ECDSA-AES128-CCM8, mutual auth, P-256; clients in one process")
+    if args.store:
+        results["store_only"] = store_commits(args.seconds)
+        for name, cell in results["store_only"].items():
+            sync, batch = name.split("_")
+            print(
+                f"store alone, synchronous={sync:6} {batch:>2} POSTs/commit: "
+                f"{cell['commits_per_s']:>8.1f} commits/s {cell['ms_per_commit']:>7.3f} ms/commit "
+                f"{cell['posts_per_s']:>9.1f} POSTs/s"
+            )
+        results["store_reload"] = store_reload()
+        print(f"store reload: {results['store_reload']}")
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     head = ("server", "test", "clients", "ok/s", "p50 ms", "p99 ms", "err")
     print(
-        f"{head[0]:7} {head[1]:28} {head[2]:>7} {head[3]:>9} {head[4]:>8} {head[5]:>8} {head[6]:>5}"
+        f"{head[0]:12} {head[1]:28} {head[2]:>7} {head[3]:>9} {head[4]:>8} {head[5]:>8}"
+        f" {head[6]:>5}"
     )
     for backend, cells in results.items():
+        if backend.startswith("store_"):
+            continue
         for c in CONCURRENCY:
             for name, label in (
-                (f"post_keepalive_{c}", "reading POST, kept-alive"),
+                (f"post_keepalive_{c}", f"{READINGS_PER_POST}-reading POST, kept-alive"),
                 (f"handshake_{c}", "full handshake + GET /tm"),
             ):
-                cell = cells[name]
+                cell = cells.get(name)
+                if cell is None:
+                    continue
                 print(
-                    f"{backend:7} {label:28} {c:>7} {cell['per_s']:>9.1f} {cell['p50_ms']:>8.2f}"
+                    f"{backend:12} {label:28} {c:>7} {cell['per_s']:>9.1f} {cell['p50_ms']:>8.2f}"
                     f" {cell['p99_ms']:>8.2f} {cell['errors']:>5}"
                 )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
+    out = {"machine": machine(), "load_average": os.getloadavg(), "results": results}
+    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
 
