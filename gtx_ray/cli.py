@@ -633,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from(args, dict(os.environ), command)
         load_campus(settings.config_file)  # a broken config fails here, before Ray starts
         require_writable_dir("--data-dir", Path(settings.data_dir))
+        certs = Path(settings.certs_dir)
+        if settings.ieee2030_5_enabled and (not certs.exists() or not certs.is_dir()):
+            require_writable_dir("--certs-dir", certs)  # certificates are created there
     except (UsageError, ConfigError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
