@@ -46,6 +46,7 @@ class Ieee2030_5Config:
     readings survive a crash of the registry and a restart of the server; None keeps state in
     memory only. state_synchronous: SQLite's ``synchronous`` for it, "NORMAL" (an acknowledged
     request survives a crash of any process) or "FULL" (also a power cut; slower).
+    reuse_port: bind with SO_REUSEPORT, so several fronts (Serve replicas) share one port.
     """
 
     enabled: bool = True
@@ -76,6 +77,7 @@ class Ieee2030_5Config:
     keepalive_s: float = 20.0
     state_path: Path | None = None
     state_synchronous: str = "NORMAL"
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:

@@ -74,6 +74,7 @@ class Ieee2030_5Server:
                 self.config.port,
                 backlog=1024,
                 reuse_address=True,
+                reuse_port=True if self.config.reuse_port else None,
             )
         except OSError as exc:
             await runner.cleanup()

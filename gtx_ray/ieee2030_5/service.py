@@ -124,11 +124,17 @@ class FrontActor:
     """Runs the TLS server on a thread of its own; ``__init__`` returns once it listens (so a
     restart by Ray listens again) or raises why it cannot."""
 
-    def __init__(self, config: Ieee2030_5Config, registry_name: str = REGISTRY_NAME) -> None:
+    def __init__(
+        self,
+        config: Ieee2030_5Config,
+        registry_name: str = REGISTRY_NAME,
+        namespace: str | None = None,
+    ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.config = config
-        # Found by name (not passed as a handle) so that a restart by Ray needs no stored args.
-        registry = ray.get_actor(registry_name)
+        # Found by name (not passed as a handle) so that a restart by Ray needs no stored args;
+        # ``namespace``: the registry's, when this runs elsewhere (a Serve replica).
+        registry = ray.get_actor(registry_name, namespace=namespace)
         self._loop = asyncio.new_event_loop()
         self._backend = BatchingBackend(self._call_registry(registry), config.batch_max)
         self._server = Ieee2030_5Server(config, self._backend)  # TLS files load here
