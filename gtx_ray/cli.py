@@ -287,20 +287,24 @@ class Services:
         self._final: dict | None = None
 
     def stop(self) -> dict | None:
+        began = time.monotonic()
         if self.simulation is not None:
             simulation, self.simulation = self.simulation, None
             simulation.stop()
             self._final = simulation.finish()
+            log.debug("stopped the simulation in %.1f s", time.monotonic() - began)
         if self.ieee2030_5 is not None:
             from gtx_ray.ieee2030_5.service import stop_ieee2030_5
 
             stop_ieee2030_5(self.ieee2030_5)
             self.ieee2030_5 = None
+            log.debug("stopped the 2030.5 server at %.1f s", time.monotonic() - began)
         if self.api is not None:
             from gtx_ray.serve.api import stop_rest_api
 
             stop_rest_api(self.api)
             self.api = None
+            log.debug("stopped the REST API at %.1f s", time.monotonic() - began)
         return self._final
 
 
@@ -614,7 +618,9 @@ def run(settings: Settings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if started_ray:
+            began = time.monotonic()
             ray.shutdown()
+            log.debug("shut Ray down in %.1f s", time.monotonic() - began)
 
 
 def main(argv: list[str] | None = None) -> int:

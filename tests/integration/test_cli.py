@@ -64,8 +64,6 @@ def gtx(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
         (["--data-dir", "README.md"], {}, "--data-dir"),
         (["--certs-dir", "/proc/forbidden"], {}, "--certs-dir"),
         (["--certs-dir", "README.md"], {}, "--certs-dir"),
-        (["--certs-dir", "/proc/forbidden"], {}, "--certs-dir"),
-        (["--certs-dir", "README.md"], {}, "--certs-dir"),
         (["--api-host", "999.1.1.1"], {}, "--api-host"),
         ([], {"API_HOST": "999.1.1.1"}, "API_HOST"),
         (["--api-host", "203.0.113.7"], {}, "--api-host"),  # TEST-NET-3: not this machine
