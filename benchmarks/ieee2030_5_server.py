@@ -12,7 +12,8 @@ The server runs in a separate process: ``local`` = the aiohttp TLS server with a
 registry (in memory: the ceiling); ``ray`` = the real deployment (front actor + registry
 actor, batched calls) with the registry in memory; ``durable`` / ``durable-full`` = the same
 with the registry's SQLite store (``store``; WAL, synchronous NORMAL / FULL), every batch
-committed before its answers leave. Clients
+committed before its answers leave; ``serve-durable`` = ``durable`` with the front as a Ray Serve
+deployment of 2 replicas sharing the port (``serve_front``). Clients
 run in this process on one event loop, so on a 2-core machine client and server share the
 cores: the figures are a lower bound for the server. Loopback only; every cell stops after
 ``--seconds`` or ``--max-requests``, whichever comes first.
@@ -53,7 +54,7 @@ from gtx_ray.ieee2030_5.tls import client_context  # noqa: E402
 HOST = "127.0.0.1"  # loopback only
 CONCURRENCY = (1, 16, 64)
 READINGS_PER_POST = 4
-BACKENDS = ("local", "ray", "durable", "durable-full")
+BACKENDS = ("local", "ray", "durable", "durable-full", "serve-durable")
 RESULTS = REPO / "benchmarks" / "results" / "ieee2030_5_server.json"
 
 
@@ -236,6 +237,7 @@ def run_ray(
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    from gtx_ray.ieee2030_5.serve_front import start_ieee2030_5_serve, stop_ieee2030_5_serve
     from gtx_ray.ieee2030_5.service import start_ieee2030_5, stop_ieee2030_5
 
     ray.init(
@@ -250,24 +252,38 @@ def run_ray(
     try:
         for backend in backends:
             with tempfile.TemporaryDirectory(prefix="gtx_bench_state_") as state_dir:
-                durable = backend.startswith("durable")
+                durable = "durable" in backend
+                on_serve = backend.startswith("serve")
                 config = Ieee2030_5Config(
                     certs_dir=certs_dir,
                     host=HOST,
-                    port=0,
+                    port=_free_port() if on_serve else 0,
                     state_path=Path(state_dir) / "state.sqlite" if durable else None,
                     state_synchronous="FULL" if backend == "durable-full" else "NORMAL",
                 )
-                handles = start_ieee2030_5(config)
+                if on_serve:
+                    handles = start_ieee2030_5_serve(config, replicas=2)
+                    stop = stop_ieee2030_5_serve
+                else:
+                    handles = start_ieee2030_5(config)
+                    stop = stop_ieee2030_5
                 try:
                     results[backend] = asyncio.run(
                         measure(meters, handles.port, seconds, cap, with_handshakes)
                     )
                 finally:
-                    stop_ieee2030_5(handles)
+                    stop(handles)
     finally:
         ray.shutdown()
     return results
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
 
 
 def store_commits(seconds: float) -> dict:
