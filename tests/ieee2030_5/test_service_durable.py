@@ -5,6 +5,7 @@ clients carry on after a retry), and a stop and start of the whole service on th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -15,9 +16,13 @@ import pytest
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.codec import NS
 from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.dispatch import Op
+from gtx_ray.ieee2030_5.errors import Unavailable
+from gtx_ray.ieee2030_5.models import Created, EndDeviceIn, MirrorMeterReading, Reading, ReadingSet
 from gtx_ray.ieee2030_5.service import (
     FRONT_NAME,
     REGISTRY_NAME,
+    FrontActor,
     start_ieee2030_5,
     status_ieee2030_5,
     stop_ieee2030_5,
@@ -200,3 +205,54 @@ def test_an_unusable_state_file_is_a_clear_error(ray_runtime, certs_dir, tmp_pat
     for name in (FRONT_NAME, REGISTRY_NAME):  # nothing is left behind
         with pytest.raises(ValueError):
             ray_runtime.get_actor(name)
+
+
+def test_a_batch_cut_by_a_crash_retries_what_is_safe_and_503s_the_rest(
+    ray_runtime, certs_dir, sep_schema, tmp_path
+):
+    """The front's call to the registry, given a big mixed batch while the registry is
+    SIGKILLed: the registration in it is answered 503 (it may not be repeated blindly), every
+    mirror POST is re-sent to the restarted registry and stored exactly once."""
+    ray = ray_runtime
+    handles = start_ieee2030_5(durable_config(certs_dir, tmp_path / "state.sqlite"))
+    try:
+        c, _, mup = setup_meter(handles.port, certs_dir, METERS[0], sep_schema)
+        mup_id = int(mup.rsplit("/", 1)[1])
+        newcomer = Sep2Client(handles.port, certs_dir, METERS[1], sep_schema)
+        n = 30_000  # long enough (seconds) that the kill lands while the batch runs
+        posts = [
+            Op(
+                "mirror.post_readings",
+                c.identity,
+                T0,
+                (
+                    mup_id,
+                    (
+                        MirrorMeterReading(
+                            0x0A,
+                            reading_sets=(
+                                ReadingSet(k + 1, T0 + 900 * k, 900, (Reading(k, T0 + 900 * k),)),
+                            ),
+                        ),
+                    ),
+                ),
+            )
+            for k in range(n)
+        ]
+        who = newcomer.identity
+        ops = [Op("edev.register", who, T0, (EndDeviceIn(sfdi=who.sfdi),)), *posts]
+        old_pid = ray.get(handles.registry.pid.remote(), timeout=30)
+        killer = threading.Timer(0.3, os.kill, (old_pid, signal.SIGKILL))
+        killer.start()
+        outcomes = asyncio.run(FrontActor._call_registry(handles.registry)(ops))
+        killer.join()
+        assert ray.get(handles.registry.pid.remote(), timeout=60) != old_pid
+        assert isinstance(outcomes[0], Unavailable)
+        assert all(isinstance(o, Created) for o in outcomes[1:])
+        status = status_ieee2030_5(handles)
+        assert status["readings_mirrored"] == n and status["registered_devices"] == 1
+        newcomer.register()  # the client's retry of its 503
+        c.close()
+        newcomer.close()
+    finally:
+        stop_ieee2030_5(handles)
