@@ -2,7 +2,9 @@
 
 - ``ieee2030_5_registry`` (``RegistryActor``) holds the one Registry: every EndDevice,
   MirrorUsagePoint and reading. It outlives the front, so the front can be restarted (or crash
-  and be restarted by Ray) without losing registrations or readings.
+  and be restarted by Ray) without losing registrations or readings. With
+  ``config.state_path`` it writes through to its SQLite store (``store``) and Ray restarts it
+  after any crash (``max_restarts=-1``); it reloads the file, so nothing acknowledged is lost.
 - ``ieee2030_5_front`` (``FrontActor``) runs the aiohttp server on its own event loop thread with
   the mutual-TLS context, and reaches the registry through ``BatchingBackend`` (one actor call in
   flight, concurrent requests share it). Ray restarts it up to ``FRONT_MAX_RESTARTS`` times.
