@@ -77,6 +77,11 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
     add("--api-host", help="REST API address (API_HOST, default 127.0.0.1; 0.0.0.0 for all)")
     add("--disable-api", action="store_true", help="do not start the REST API")
     add(
+        "--keep-serving",
+        action="store_true",
+        help="after a bounded run, keep the REST API, dashboard and 2030.5 server up until Ctrl-C",
+    )
+    add(
         "--disable-influxdb",
         action="store_true",
         help="write Parquet only (INFLUXDB_ENABLED=false)",
@@ -186,6 +191,8 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         fields["window_intervals"] = parse_int("--window", args.window, 1, 100_000)
     if args.status_every is not None:
         fields["status_every_s"] = float(parse_int("--status-every", args.status_every, 1, 3600))
+    if args.keep_serving:
+        fields["keep_serving"] = True
     if args.drain_timeout is not None:
         fields["drain_timeout_s"] = float(
             parse_int("--drain-timeout", args.drain_timeout, 0, 86400)
@@ -285,6 +292,15 @@ class Services:
         self.ieee2030_5 = None
         self.api: str | None = None  # the REST API's Serve application
         self._final: dict | None = None
+        self._held = None  # a finished simulation whose actors the REST API still reads
+
+    def finish_keeping_actors(self) -> dict:
+        """Store everything and close the sinks, but keep the simulation's actors for the REST
+        API to serve the results from (``--keep-serving``); ``stop`` ends them."""
+        simulation, self.simulation = self.simulation, None
+        self._final = simulation.finish(keep_actors=True)
+        self._held = simulation
+        return self._final
 
     def stop(self) -> dict | None:
         began = time.monotonic()
@@ -293,6 +309,9 @@ class Services:
             simulation.stop()
             self._final = simulation.finish()
             log.debug("stopped the simulation in %.1f s", time.monotonic() - began)
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.release()
         if self.ieee2030_5 is not None:
             from gtx_ray.ieee2030_5.service import stop_ieee2030_5
 
@@ -537,6 +556,20 @@ def report_failure(simulation, exc: BaseException) -> int:
     return 1
 
 
+def serve_until_stopped(settings: Settings, services: Services, stop: threading.Event) -> None:
+    """``--keep-serving``: the run is over; its results stay browsable until Ctrl-C or SIGTERM."""
+    where = []
+    if services.api is not None:
+        where.append(f"REST API and dashboard on http://{settings.api_host}:{settings.api_port}/")
+    if services.ieee2030_5 is not None:
+        where.append(f"IEEE 2030.5 server on port {services.ieee2030_5.port}")
+    if not where:
+        log.info("--keep-serving: nothing to serve (the REST API and 2030.5 server are off)")
+        return
+    log.info("the run is over; serving its results (%s) until Ctrl-C", ", ".join(where))
+    stop.wait()
+
+
 def run(settings: Settings) -> int:
     """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
     import ray  # here, not at the top: keeps --help and usage errors fast
@@ -608,11 +641,15 @@ def run(settings: Settings) -> int:
                 next_status = time.monotonic() + settings.status_every_s
         if settings.influxdb_enabled and plan.end_s is not None and not stop_requested.is_set():
             count_check(settings, simulation)
+        keep = settings.keep_serving and not stop_requested.is_set()
         try:
-            final = services.stop()
+            final = services.finish_keeping_actors() if keep else services.stop()
         except Exception as exc:  # the run failed for good: say what is stored and what is not
             return report_failure(simulation, exc)
-        return report_done(simulation, final, stopped=stop_requested.is_set())
+        status = report_done(simulation, final, stopped=stop_requested.is_set())
+        if keep:
+            serve_until_stopped(settings, services, stop_requested)
+        return status
     finally:
         services.stop()  # after an error: end what was started (no-op after a clean stop)
         for sig, handler in previous.items():

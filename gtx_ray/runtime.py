@@ -152,10 +152,11 @@ class Simulation:
         ready, _ = ray.wait([self.run_ref], timeout=timeout_s)
         return bool(ready)
 
-    def finish(self, timeout_s: float = 600.0) -> dict[str, Any]:
-        """Wait for the clock, store everything queued, close sinks, end the actors. Raises
-        ``SimulationFailed`` (with the storage status when the aggregator could give it) when
-        the clock ended on an error or the actors could not be reached."""
+    def finish(self, timeout_s: float = 600.0, keep_actors: bool = False) -> dict[str, Any]:
+        """Wait for the clock, store everything queued, close sinks, end the actors (unless
+        ``keep_actors``: then ``release`` ends them). Raises ``SimulationFailed`` (with the
+        storage status when the aggregator could give it) when the clock ended on an error or
+        the actors could not be reached."""
         error: BaseException | None = None
         try:
             ray.get(self.run_ref, timeout=timeout_s)
@@ -172,13 +173,18 @@ class Simulation:
         except Exception as exc:
             error = error or exc
         finally:
-            for actor in [self.clock, self.aggregator, *self.meter_actors]:
-                ray.kill(actor, no_restart=True)
-            if self.layout is not None:  # Ray frees names asynchronously: let a next run reuse
-                _wait_names_free(self.layout.actor_names, self.settings.namespace)
+            if error is not None or not keep_actors:
+                self.release()
         if error is not None:
             raise SimulationFailed(error, storage)
         return {"clock": clock, "storage": storage}
+
+    def release(self) -> None:
+        """End the simulation's actors (after ``finish``)."""
+        for actor in [self.clock, self.aggregator, *self.meter_actors]:
+            ray.kill(actor, no_restart=True)
+        if self.layout is not None:  # Ray frees names asynchronously: let a next run reuse them
+            _wait_names_free(self.layout.actor_names, self.settings.namespace)
 
 
 class SimulationFailed(RuntimeError):

@@ -48,6 +48,7 @@ class Settings:
     duration_s: int | None = None  # None: forever
     data_dir: Path = Path("data")
     api_enabled: bool = True
+    keep_serving: bool = False  # after a bounded run: REST API and 2030.5 server stay up
     api_host: str = "127.0.0.1"
     api_port: int = 4040
     admin_token: str | None = None  # GTX_ADMIN_TOKEN: required for control calls when set

@@ -592,3 +592,70 @@ def test_a_backfill_while_influxdb_is_down_says_what_it_waits_for(ray_runtime, t
     assert f"count check: InfluxDB holds all {expected:,} readings" in output
     done = re.search(r"done: ([\d,]+) readings stored for 20 meters", output)
     assert done and int(done.group(1).replace(",", "")) == expected, output
+
+
+def test_keep_serving_leaves_the_results_browsable_until_sigterm(tmp_path):
+    """A bounded run with --keep-serving: after its 'done' line the REST API and the dashboard
+    still answer with the run's last readings and stored history; SIGTERM ends it, exit 0."""
+    import json
+
+    api_port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gtx_ray",
+            "--address",
+            "local",
+            "--disable-influxdb",
+            "--disable-ieee2030-5",
+            "--start",
+            "2025-01-01",
+            "--duration",
+            "2h",
+            "--interval",
+            "900",
+            "--speed",
+            "max",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--api-port",
+            str(api_port),
+            "--namespace",
+            "gtx_cli_keep",
+            "--keep-serving",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    collector = _Collector(process)
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 240
+        while not any("until Ctrl-C" in line for line in collector.lines):
+            assert process.poll() is None, "\n".join(collector.lines)
+            assert time.monotonic() < deadline, "\n".join(collector.lines)
+            time.sleep(0.5)
+        assert any(re.search(r"done: 200 readings", line) for line in collector.lines)
+        time.sleep(2.0)  # still up after the run
+        assert process.poll() is None
+        with urllib.request.urlopen(base + "/api/readings", timeout=30) as response:
+            latest = json.loads(response.read())
+        assert len(latest) == 25
+        assert {r["timestamp"] for r in latest} == {
+            "2024-12-31T18:45:00Z"
+        }  # last of 07:00–09:00 +07
+        url = base + "/api/meters/AMI_METER_UTCC_001/readings?start=0&end=1900000000"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert len(json.loads(response.read())) == 8
+        with urllib.request.urlopen(base + "/", timeout=30) as response:
+            assert response.status == 200 and b"<html" in response.read().lower()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, "\n".join(collector.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert "Traceback" not in "\n".join(collector.lines)
