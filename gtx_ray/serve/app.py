@@ -29,7 +29,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gtx_ray.actors.clock import CommandExpired
 from gtx_ray.serve import views
-from gtx_ray.serve.history import influx_history, meter_history
+from gtx_ray.serve.history import (
+    TOTALS_SCHEMA,
+    influx_history,
+    influx_totals,
+    meter_history,
+    totals_history,
+)
 from gtx_ray.serve.ieee2030_5_view import Ieee2030_5View
 from gtx_ray.serve.live import Frame, LiveView
 from gtx_ray.serve.origins import OriginGuard, OriginPolicy
@@ -260,6 +266,9 @@ def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
     live = ctx.live
     # its own threads: a slow disk or database never starves the live view's worker threads
     workers = ThreadPoolExecutor(HISTORY_WORKERS, thread_name_prefix="rest-api-history")
+    buildings: dict[str, list[str]] = {}
+    for meter_id, building in zip(live.meters.meter_id, live.meters.building, strict=True):
+        buildings.setdefault(str(building), []).append(str(meter_id))
 
     def history(meter_id: str, start_s: int, end_s: int, limit: int):
         """From InfluxDB 1.x when that is the sink; else (or when the query fails, e.g. a 2.x
@@ -270,6 +279,40 @@ def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
             except Exception as exc:
                 log.warning("history from InfluxDB failed (%s); using the data dir", exc)
         return meter_history(ctx.data_dir, meter_id, start_s, end_s, limit)
+
+    def totals(building: str | None, start_s: int, end_s: int, limit: int):
+        """Per-interval totals of a building (None: the campus), from the same source."""
+        if ctx.influx is not None:
+            interval_s = int(live.clock_status.get("interval_s") or 0)
+            try:
+                if interval_s > 0:
+                    return influx_totals(ctx.influx, building, start_s, end_s, interval_s, limit)
+            except Exception as exc:
+                log.warning("totals from InfluxDB failed (%s); using the data dir", exc)
+        meter_ids = None if building is None else buildings[building]
+        return totals_history(ctx.data_dir, meter_ids, start_s, end_s, limit)
+
+    def time_range(start: str | None, end: str | None) -> tuple[int, int]:
+        end_s = parse_time("end", end)
+        if end_s is None:
+            end_s = int(live.storage.get("stored_until_s") or time.time())
+        start_s = parse_time("start", start)
+        if start_s is None:
+            start_s = end_s - 86_400
+        return start_s, end_s
+
+    async def run_query(query, *args) -> Any:
+        """``query(*args)`` on the history threads; TimeoutError past HISTORY_TIMEOUT_S."""
+        running = asyncio.get_running_loop().run_in_executor(workers, query, *args)
+        return await asyncio.wait_for(running, HISTORY_TIMEOUT_S)
+
+    def too_slow() -> JSONResponse:
+        source = "InfluxDB" if ctx.influx is not None else "the data dir"
+        return error(
+            503,
+            f"the stored readings did not come back from {source} within "
+            f"{HISTORY_TIMEOUT_S:.0f} s (busy); retry, or ask for a shorter range",
+        )
 
     @app.get("/api/meters/{meter_id}/readings", responses=ERRORS)
     async def meter_readings(
@@ -286,30 +329,61 @@ def _add_history_route(app: FastAPI, ctx: ApiContext) -> None:
         if meter_id not in live.index:
             return error(404, f"unknown meter {meter_id!r}")
         await live.ensure_fresh()
-        end_s = parse_time("end", end)
-        if end_s is None:
-            end_s = int(live.storage.get("stored_until_s") or time.time())
-        start_s = parse_time("start", start)
-        if start_s is None:
-            start_s = end_s - 86_400
+        start_s, end_s = time_range(start, end)
         if start_s >= end_s:
             return error(422, "start must be before end")
-        running = asyncio.get_running_loop().run_in_executor(
-            workers, history, meter_id, start_s, end_s, limit
-        )
         try:
-            table = await asyncio.wait_for(running, HISTORY_TIMEOUT_S)
+            table = await run_query(history, meter_id, start_s, end_s, limit)
         except TimeoutError:
-            source = "InfluxDB" if ctx.influx is not None else "the data dir"
-            return error(
-                503,
-                f"the stored readings did not come back from {source} within "
-                f"{HISTORY_TIMEOUT_S:.0f} s (busy); retry, or ask for a shorter range",
-            )
+            return too_slow()
         rows = views.reading_dicts(table, live.phases)
         if format == "csv":
             return PlainTextResponse(views.readings_csv(rows), media_type="text/csv")
         return JSONResponse(rows)
+
+    async def totals_response(
+        building: str | None, start: str | None, end: str | None, limit: int, format: str
+    ) -> Response:
+        await live.ensure_fresh()
+        start_s, end_s = time_range(start, end)
+        if start_s >= end_s:
+            return error(422, "start must be before end")
+        try:
+            table = await run_query(totals, building, start_s, end_s, limit)
+        except TimeoutError:
+            return too_slow()
+        rows = views.totals_dicts(table)
+        if format == "csv":
+            csv_text = views.rows_csv(rows, TOTALS_SCHEMA.names)
+            return PlainTextResponse(csv_text, media_type="text/csv")
+        return JSONResponse(rows)
+
+    @app.get("/api/buildings/{building}/readings", responses=ERRORS)
+    async def building_readings(
+        building: str,
+        start: str | None = Query(None, description="RFC 3339 or epoch s; default end − 1 day"),
+        end: str | None = Query(None, description="RFC 3339 or epoch s (exclusive)"),
+        limit: int = Query(1000, ge=1, le=HISTORY_MAX_ROWS, description="most intervals"),
+        format: Literal["json", "csv"] = "json",
+    ) -> Response:
+        """Stored history of one building, one row per interval in [start, end), oldest first:
+        its meters that reported, consumption, generation, grid export and battery power (kW,
+        summed over the meters), grid import and export energy (kWh) and net grid power (kW);
+        JSON or CSV."""
+        if building not in buildings:
+            return error(404, f"unknown building {building!r}; see GET /api/campus/summary")
+        return await totals_response(building, start, end, limit, format)
+
+    @app.get("/api/campus/readings", responses=ERRORS)
+    async def campus_readings(
+        start: str | None = Query(None, description="RFC 3339 or epoch s; default end − 1 day"),
+        end: str | None = Query(None, description="RFC 3339 or epoch s (exclusive)"),
+        limit: int = Query(1000, ge=1, le=HISTORY_MAX_ROWS, description="most intervals"),
+        format: Literal["json", "csv"] = "json",
+    ) -> Response:
+        """Stored history of the whole campus (or fleet), one row per interval in [start, end),
+        oldest first, with the same totals as a building's; JSON or CSV."""
+        return await totals_response(None, start, end, limit, format)
 
 
 def _refusal(ctx: ApiContext, request: Request) -> JSONResponse | None:

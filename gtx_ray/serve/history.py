@@ -1,7 +1,8 @@
-"""Reading history for one meter from the Parquet data directory (InfluxDB when that sink lands).
+"""Reading history from the Parquet data directory or InfluxDB 1.x: one meter's readings, or the
+per-interval totals of a building or the whole campus.
 
-Reads only the columns and row groups it needs (pyarrow dataset with a filter), plus the journal of
-batches not yet rolled into a part, so the newest readings are included.
+Reads only the row groups it needs (pyarrow dataset with a filter), plus the journal of batches
+not yet rolled into a part, so the newest readings are included.
 """
 
 from __future__ import annotations
@@ -16,20 +17,34 @@ import pyarrow.dataset as ds
 from gtx_ray.readings import READING_SCHEMA
 from gtx_ray.storage.parquet import JOURNAL_NAME, read_journal, readings_dir
 
+TOTAL_FIELDS: tuple[tuple[str, str], ...] = (
+    ("energy_consumed", "consumption_kw"),
+    ("energy_generated", "generation_kw"),
+    ("grid_feed_in", "grid_export_kw"),
+    ("battery_power", "battery_kw"),
+    ("energy_import_kwh", "import_kwh"),
+    ("energy_export_kwh", "export_kwh"),
+)
+"""Reading field → its total's name: powers are kW averages over the interval summed over the
+meters (battery + charging / − discharging), energies kWh in the interval."""
+TOTALS_SCHEMA = pa.schema(
+    [pa.field("timestamp", pa.timestamp("s", tz="UTC")), pa.field("meters", pa.int64())]
+    + [pa.field(total, pa.float64()) for _, total in TOTAL_FIELDS]
+    + [pa.field("net_grid_kw", pa.float64())]
+)
 
-def meter_history(
-    data_dir: str | Path, meter_id: str, start_s: int, end_s: int, limit: int
+
+def stored_readings(
+    data_dir: str | Path, start_s: int, end_s: int, meter_ids: list[str] | None = None
 ) -> pa.Table:
-    """Readings of ``meter_id`` with start_s <= timestamp < end_s (UTC epoch s), oldest first,
-    at most ``limit`` rows."""
+    """Readings with start_s <= timestamp < end_s (UTC epoch s) of ``meter_ids`` (None: every
+    meter), oldest first."""
     directory = readings_dir(data_dir)
     start = pa.scalar(start_s, pa.timestamp("s", tz="UTC"))
     end = pa.scalar(end_s, pa.timestamp("s", tz="UTC"))
-    condition = (
-        (ds.field("meter_id") == meter_id)
-        & (ds.field("timestamp") >= start)
-        & (ds.field("timestamp") < end)
-    )
+    condition = (ds.field("timestamp") >= start) & (ds.field("timestamp") < end)
+    if meter_ids is not None:
+        condition &= ds.field("meter_id").isin(meter_ids)
     tables = []
     parts = sorted(directory.glob("part-*.parquet")) if directory.exists() else []
     if parts:
@@ -40,17 +55,87 @@ def meter_history(
         batches = read_journal(journal)
         if batches:
             recent = pa.Table.from_batches(batches, schema=READING_SCHEMA)
-            mask = pc.and_(
-                pc.equal(recent["meter_id"], meter_id),
-                pc.and_(
-                    pc.greater_equal(recent["timestamp"], start), pc.less(recent["timestamp"], end)
-                ),
-            )
-            tables.append(recent.filter(mask))
+            tables.append(recent.filter(condition))
     if not tables:
         return READING_SCHEMA.empty_table()
-    table = pa.concat_tables(tables).sort_by("timestamp")
-    return table.slice(0, limit)
+    return pa.concat_tables(tables).sort_by("timestamp")
+
+
+def meter_history(
+    data_dir: str | Path, meter_id: str, start_s: int, end_s: int, limit: int
+) -> pa.Table:
+    """Readings of ``meter_id`` with start_s <= timestamp < end_s (UTC epoch s), oldest first,
+    at most ``limit`` rows."""
+    return stored_readings(data_dir, start_s, end_s, [meter_id]).slice(0, limit)
+
+
+def interval_totals(readings: pa.Table) -> pa.Table:
+    """One row per interval of ``readings``: the meters that reported and the sums of
+    ``TOTAL_FIELDS`` (a meter without a battery adds 0 kW), plus the net grid power
+    (import − export, kW), oldest first."""
+    sums = [(field, "sum", pc.ScalarAggregateOptions(min_count=0)) for field, _ in TOTAL_FIELDS]
+    grouped = readings.group_by("timestamp").aggregate([("meter_id", "count"), *sums])
+    columns = {
+        "timestamp": grouped.column("timestamp"),
+        "meters": grouped.column("meter_id_count"),
+    }
+    for field, total in TOTAL_FIELDS:
+        columns[total] = pc.fill_null(grouped.column(f"{field}_sum"), 0.0)
+    columns["net_grid_kw"] = pc.add(
+        pc.subtract(columns["consumption_kw"], columns["generation_kw"]), columns["battery_kw"]
+    )
+    return pa.table(columns, schema=TOTALS_SCHEMA).sort_by("timestamp")
+
+
+def totals_history(
+    data_dir: str | Path,
+    meter_ids: list[str] | None,
+    start_s: int,
+    end_s: int,
+    limit: int,
+) -> pa.Table:
+    """Per-interval totals of ``meter_ids`` (None: the campus) in [start_s, end_s), at most
+    ``limit`` intervals, from the data dir."""
+    return interval_totals(stored_readings(data_dir, start_s, end_s, meter_ids)).slice(0, limit)
+
+
+def influx_totals(
+    config, building: str | None, start_s: int, end_s: int, interval_s: int, limit: int
+) -> pa.Table:
+    """The same totals from InfluxDB 1.x (InfluxQL ``GROUP BY time``); ``building`` None: the
+    campus. Raises InfluxError when the query fails."""
+    from gtx_ray.storage.influx import influxql
+
+    sums = ", ".join(f"sum({field}) AS {field}" for field, _ in TOTAL_FIELDS)
+    where = f"building = '{_quote(building)}' AND " if building is not None else ""
+    query = (
+        f"SELECT count(energy_consumed) AS meters, {sums} FROM meter_readings WHERE {where}"
+        f"time >= {start_s}s AND time < {end_s}s GROUP BY time({int(interval_s)}s) fill(none) "
+        f"LIMIT {int(limit)}"
+    )
+    records = [
+        {
+            "timestamp": datetime.fromtimestamp(int(row["time"]), UTC),
+            **{field: row.get(field) for field, _ in TOTAL_FIELDS},
+            "meters": int(row.get("meters") or 0),
+        }
+        for row in influxql(config, query)
+    ]
+    if not records:
+        return TOTALS_SCHEMA.empty_table()
+    grouped = pa.Table.from_pylist(records)
+    columns = {"timestamp": grouped.column("timestamp"), "meters": grouped.column("meters")}
+    for field, total in TOTAL_FIELDS:
+        columns[total] = pc.fill_null(grouped.column(field).cast(pa.float64()), 0.0)
+    columns["net_grid_kw"] = pc.add(
+        pc.subtract(columns["consumption_kw"], columns["generation_kw"]), columns["battery_kw"]
+    )
+    return pa.table(columns, schema=TOTALS_SCHEMA)
+
+
+def _quote(value: str) -> str:
+    """An InfluxQL string literal's content."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def influx_history(config, meter_id: str, start_s: int, end_s: int, limit: int) -> pa.Table:

@@ -95,11 +95,33 @@ def reading_dicts(table: pa.Table, phases_by_meter: dict[str, int]) -> list[dict
 def readings_csv(readings: list[dict]) -> str:
     """The same readings as CSV: the header row (also when there are no readings), then one
     reading per line."""
+    return rows_csv(readings, READING_KEYS)
+
+
+def rows_csv(rows: list[dict], keys) -> str:
+    """Rows as CSV with ``keys`` as the header row (written also when there are no rows)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=READING_KEYS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(keys), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(readings)
+    writer.writerows(rows)
     return buffer.getvalue()
+
+
+def totals_dicts(totals: pa.Table) -> list[dict]:
+    """Per-interval totals (``history.TOTALS_SCHEMA``) as JSON objects: RFC 3339 timestamps,
+    powers and energies rounded to the watt and watt-hour."""
+    timestamps = totals.column("timestamp").cast(pa.int64()).to_pylist()
+    columns = {name: totals.column(name).to_pylist() for name in totals.column_names[1:]}
+    return [
+        {
+            "timestamp": rfc3339(ts),
+            **{
+                name: (values[i] if name == "meters" else round(values[i], 3))
+                for name, values in columns.items()
+            },
+        }
+        for i, ts in enumerate(timestamps)
+    ]
 
 
 def campus_summary(campus_name: str, meters: MeterArrays, latest: pa.Table) -> dict:

@@ -8,6 +8,7 @@ import json
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -409,6 +410,50 @@ def test_history_equals_storage_json_and_csv(running):
 
     status, rows = api.json(f"/api/meters/{meter}/readings?start={START}&limit=2")
     assert status == 200 and len(rows) == 2
+    api.control(action="resume")
+
+
+def test_building_and_campus_history_are_the_sums_of_their_meters(running):
+    simulation, api, settings = running
+    _pause_and_settle(simulation, api)
+    stored = read_readings(settings.data_dir).to_pylist()
+    span = f"start={START}&end={START + 4 * 900}"
+    building = next(r["building"] for r in stored if r["meter_id"] == "AMI_METER_UTCC_013")
+
+    def expected(rows, k):
+        at = [r for r in rows if r["timestamp"].timestamp() == START + k * 900]
+        consumption = sum(r["energy_consumed"] for r in at)
+        generation = sum(r["energy_generated"] for r in at)
+        battery = sum(r["battery_power"] or 0.0 for r in at)
+        return len(at), consumption, generation, battery, sum(r["energy_import_kwh"] for r in at)
+
+    for path, rows in (
+        ("/api/campus/readings", stored),
+        (
+            f"/api/buildings/{urllib.parse.quote(building)}/readings",
+            [r for r in stored if r["building"] == building],
+        ),
+    ):
+        status, body = api.json(f"{path}?{span}")
+        assert status == 200, body
+        assert [r["timestamp"] for r in body] == [rfc3339(START + k * 900) for k in range(4)]
+        for k, row in enumerate(body):
+            meters, consumption, generation, battery, imported = expected(rows, k)
+            assert row["meters"] == meters
+            assert row["consumption_kw"] == pytest.approx(consumption, abs=1e-3)
+            assert row["generation_kw"] == pytest.approx(generation, abs=1e-3)
+            assert row["battery_kw"] == pytest.approx(battery, abs=1e-3)
+            assert row["import_kwh"] == pytest.approx(imported, abs=1e-3)
+            assert row["net_grid_kw"] == pytest.approx(consumption - generation + battery, abs=2e-3)
+    assert body[0]["meters"] < 25  # a building is not the campus
+
+    status, headers, raw = api.request(f"/api/campus/readings?{span}&format=csv")
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    parsed = list(csv.DictReader(io.StringIO(raw.decode())))
+    assert len(parsed) == 4 and int(parsed[0]["meters"]) == 25
+    assert api.json("/api/buildings/Nowhere/readings")[0] == 404
+    status, _, raw = api.request("/api/campus/readings?start=0&end=900&format=csv")
+    assert status == 200 and raw.decode().startswith("timestamp,meters,consumption_kw")
     api.control(action="resume")
 
 
