@@ -104,6 +104,11 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
     )
     add("--ieee2030-5-pin", help="registration PIN (default 111115)")
     add(
+        "--ieee2030-5-replicas",
+        help="host the 2030.5 TLS front on N Ray Serve replicas sharing the port (default: one "
+        "front actor)",
+    )
+    add(
         "--ieee2030-5-state-dir",
         help="where the 2030.5 server keeps devices, mirrors and readings across restarts "
         "(state.sqlite; default DATA_DIR/ieee2030_5)",
@@ -177,6 +182,10 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         if not is_valid_pin(pin):
             raise ConfigError(f"--ieee2030-5-pin {pin} has no valid check digit (e.g. 111115)")
         fields["ieee2030_5_pin"] = pin
+    if args.ieee2030_5_replicas is not None:
+        fields["ieee2030_5_replicas"] = parse_int(
+            "--ieee2030-5-replicas", args.ieee2030_5_replicas, 1, 64
+        )
     if args.ieee2030_5_state_dir is not None:
         state_dir = Path(args.ieee2030_5_state_dir)
         require_writable_dir("--ieee2030-5-state-dir", state_dir)
@@ -398,11 +407,19 @@ def start_ieee2030_5_server(settings: Settings):
         post_rate_s=post_rate_s(settings),
         state_path=ieee2030_5_state_path(settings),
     )
-    handles = start_ieee2030_5(config)
+    if settings.ieee2030_5_replicas is not None:
+        from gtx_ray.ieee2030_5.serve_front import start_ieee2030_5_serve
+
+        handles = start_ieee2030_5_serve(config, settings.ieee2030_5_replicas)
+    else:
+        handles = start_ieee2030_5(config)
     log.info(
-        "IEEE 2030.5 server on https://%s:%d/dcap (mutual TLS)",
+        "IEEE 2030.5 server on https://%s:%d/dcap (mutual TLS%s)",
         settings.ieee2030_5_host,
         handles.port,
+        f", {settings.ieee2030_5_replicas} Ray Serve replicas"
+        if settings.ieee2030_5_replicas
+        else "",
     )
     return handles
 

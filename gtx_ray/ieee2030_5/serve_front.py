@@ -89,16 +89,17 @@ def start_ieee2030_5_serve(config: Ieee2030_5Config, replicas: int = 2) -> Ieee2
         cause = getattr(exc, "cause", None) or exc
         raise ConfigError(f"IEEE 2030.5 registry could not start: {_first_line(cause)}") from None
     namespace = ray.get_runtime_context().namespace
+    app_name = f"{APP_NAME}_{namespace}"  # Serve is cluster-wide: one front per namespace
     serve.start(proxy_location="Disabled")
     app = Ieee2030_5Front.options(num_replicas=replicas).bind(config, REGISTRY_NAME, namespace)
     try:
-        serve.run(app, name=APP_NAME, route_prefix=None, blocking=False)
+        serve.run(app, name=app_name, route_prefix=None, blocking=False)
         _wait_listening(config.host, config.port)
     except Exception as exc:
-        serve.delete(APP_NAME)
+        serve.delete(app_name)
         raise ConfigError(f"IEEE 2030.5 Serve front did not start: {_first_line(exc)}") from None
     log.info("IEEE 2030.5 server on %s:%d, %d Serve replicas", config.host, config.port, replicas)
-    return Ieee2030_5Handles(config, registry, APP_NAME, config.port)
+    return Ieee2030_5Handles(config, registry, app_name, config.port)
 
 
 def serve_front_status(app_name: str = APP_NAME) -> dict[str, Any]:

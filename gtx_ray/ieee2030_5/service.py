@@ -301,7 +301,10 @@ async def status_ieee2030_5_async(handles: Ieee2030_5Handles) -> dict[str, Any]:
     errors: list[str] = []
     for name, actor in (("registry", handles.registry), ("front", handles.front)):
         try:
-            out.update(await asyncio.wait_for(actor.status.remote(), timeout=10))
+            if isinstance(actor, str):  # a Ray Serve application (serve_front)
+                out.update(await asyncio.to_thread(_serve_front_status, handles))
+            else:
+                out.update(await asyncio.wait_for(actor.status.remote(), timeout=10))
         except Exception as exc:
             errors.append(f"{name}: {_first_line(exc)}")
             if name == "front":
@@ -310,8 +313,26 @@ async def status_ieee2030_5_async(handles: Ieee2030_5Handles) -> dict[str, Any]:
     return out
 
 
+def _serve_front_status(handles: Ieee2030_5Handles) -> dict[str, Any]:
+    from gtx_ray.ieee2030_5.serve_front import serve_front_status
+
+    front = serve_front_status(handles.front)
+    return {
+        "front": "ray_serve",
+        "replicas": front["replicas"],
+        "serve_status": front["status"],
+        "listening": front["replicas"] > 0,
+        "port": handles.port,
+    }
+
+
 def stop_ieee2030_5(handles: Ieee2030_5Handles, keep_registry: bool = False) -> None:
     """Stop the front (closing its port) and, unless ``keep_registry``, the registry."""
+    if isinstance(handles.front, str):  # a Ray Serve application (serve_front)
+        from gtx_ray.ieee2030_5.serve_front import stop_ieee2030_5_serve
+
+        stop_ieee2030_5_serve(handles, keep_registry)
+        return
     if handles.front is not None:
         _stop_front(handles.front)
     if handles.registry is not None and not keep_registry:

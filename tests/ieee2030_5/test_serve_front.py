@@ -14,7 +14,6 @@ import pytest
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.serve_front import (
-    APP_NAME,
     serve_front_status,
     start_ieee2030_5_serve,
     stop_ieee2030_5_serve,
@@ -38,11 +37,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def replica_statuses(seen_at_least: int) -> dict[int, dict]:
+def replica_statuses(app_name: str, seen_at_least: int) -> dict[int, dict]:
     """Status of each replica (by pid), asked through Serve until ``seen_at_least`` answered."""
     from ray import serve
 
-    handle = serve.get_app_handle(APP_NAME)
+    handle = serve.get_app_handle(app_name)
     out: dict[int, dict] = {}
     deadline = time.monotonic() + 60
     while len(out) < seen_at_least and time.monotonic() < deadline:
@@ -73,13 +72,13 @@ def test_two_replicas_share_the_port_and_survive_kills(
     handles = start_ieee2030_5_serve(config, replicas=2)
     try:
         deadline = time.monotonic() + 120
-        while serve_front_status()["replicas"] < 2 and time.monotonic() < deadline:
+        while serve_front_status(handles.front)["replicas"] < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert serve_front_status()["replicas"] == 2
+        assert serve_front_status(handles.front)["replicas"] == 2
         meters = [setup_meter(config.port, certs_dir, m, sep_schema) for m in METERS]
         for i, (c, _, mup) in enumerate(meters):
             post_until_accepted(c, mup, 100 * i, T0)
-        replicas = replica_statuses(2)
+        replicas = replica_statuses(handles.front, 2)
         assert len(replicas) == 2
         # 16 connections, each to one replica chosen by the kernel: both got some
         assert all(s["requests"] > 0 for s in replicas.values()), replicas
@@ -97,7 +96,11 @@ def test_two_replicas_share_the_port_and_survive_kills(
             c.close()
         deadline = time.monotonic() + 120  # Serve replaces the killed replica
         while time.monotonic() < deadline:
-            pids = set(replica_statuses(2)) if serve_front_status()["replicas"] == 2 else set()
+            pids = (
+                set(replica_statuses(handles.front, 2))
+                if serve_front_status(handles.front)["replicas"] == 2
+                else set()
+            )
             if len(pids) == 2 and victim not in pids:
                 break
             time.sleep(1)
@@ -105,4 +108,4 @@ def test_two_replicas_share_the_port_and_survive_kills(
             raise AssertionError(f"Serve did not replace replica {victim}")
     finally:
         stop_ieee2030_5_serve(handles)
-    assert serve_front_status()["replicas"] == 0
+    assert serve_front_status(handles.front)["replicas"] == 0

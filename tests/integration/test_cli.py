@@ -659,3 +659,50 @@ def test_keep_serving_leaves_the_results_browsable_until_sigterm(tmp_path):
             process.kill()
             process.wait(timeout=30)
     assert "Traceback" not in "\n".join(collector.lines)
+
+
+def test_the_2030_5_front_on_two_serve_replicas_serves_the_campus(tmp_path):
+    """--ieee2030-5-replicas 2: the TLS front runs as two Ray Serve replicas sharing the port;
+    the 25 meters register and mirror through them; SIGTERM ends everything, exit 0."""
+    import json
+
+    api_port, sep_port = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gtx_ray", "--address", "local", "--disable-influxdb",
+            "--interval", "60", "--speed", "600", "--data-dir", str(tmp_path / "data"),
+            "--certs-dir", str(tmp_path / "certs"), "--api-port", str(api_port),
+            "--ieee2030-5-port", str(sep_port), "--ieee2030-5-replicas", "2",
+            "--namespace", "gtx_cli_serve_front",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    collector = _Collector(process)
+    status: dict = {}
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "\n".join(collector.lines)
+            try:
+                url = f"http://127.0.0.1:{api_port}/api/ieee2030_5/status"
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    status = json.loads(response.read())
+            except (OSError, ValueError):
+                status = {}
+            if status.get("registered_devices") == 25 and status.get("readings_mirrored", 0) > 0:
+                break
+            time.sleep(1)
+        assert status.get("replicas") == 2 and status.get("front") == "ray_serve", status
+        assert status["registered_devices"] == 25 and status["port"] == sep_port, status
+        assert status["readings_mirrored"] > 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, "\n".join(collector.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    output = "\n".join(collector.lines)
+    assert "Traceback" not in output and "2 Ray Serve replicas" in output
