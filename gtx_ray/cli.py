@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from gtx_ray.errors import ConfigError
+from gtx_ray.errors import ConfigError, TokenAvailable
 from gtx_ray.fleet import load_campus
 from gtx_ray.settings import (
     DEFAULT_CONFIG,
@@ -703,6 +703,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(settings)
+    except TokenAvailable as exc:
+        if os.environ.get("GTX_RAY_TOKEN_RETRY"):  # the token was sent and refused
+            log.error("%s", exc)
+            return 2
+        log.info(
+            "the Ray cluster uses token authentication: starting again with the token in %s",
+            exc.path,
+        )
+        env = {**os.environ, "RAY_AUTH_MODE": "token", "GTX_RAY_TOKEN_RETRY": "1"}
+        os.execve(sys.executable, sys.orig_argv, env)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -27,7 +27,7 @@ from typing import Any
 
 import ray
 
-from gtx_ray.errors import ConfigError
+from gtx_ray.errors import ConfigError, TokenAvailable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ _TOKEN_HELP = (
 
 class RayUnavailable(ConfigError):
     """The Ray cluster named by --address / RAY_ADDRESS cannot be joined (exit 2)."""
+
+
+class TokenOnThisMachine(RayUnavailable, TokenAvailable):
+    """The cluster wants a token and this user has one that Ray was not told to send."""
+
+    def __init__(self, message: str, path: str):
+        RayUnavailable.__init__(self, message)
+        self.path = path
 
 
 class RayStartFailed(RuntimeError):
@@ -166,12 +174,24 @@ def _check_cluster(address: str) -> None:
         with _stderr_discarded():  # Ray's C++ client logs each failed attempt to fd 2
             GcsClient(address=f"{_bracketed(host)}:{port}")
     except AuthenticationError as exc:
+        path = local_token_path()
+        if path is not None:
+            raise TokenOnThisMachine(_auth_message(address, exc), path) from None
         raise RayUnavailable(_auth_message(address, exc)) from None
     except Exception as exc:
         raise RayUnavailable(
             f"--address {address}: {host}:{port} does not answer as a Ray cluster "
             f"({one_line(exc)}); is it the GCS port `ray start --head` printed?"
         ) from None
+
+
+def local_token_path() -> str | None:
+    """This user's Ray token file (``ray start --head`` writes ``~/.ray/auth_token``) when the
+    user has not chosen an authentication mode and the file exists; else None."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return None
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return path if os.path.isfile(path) else None
 
 
 def _dial_target(address: str) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -515,7 +517,10 @@ def test_a_cluster_that_refuses_the_token_exits_2_saying_which_variable(ray_runt
         capture_output=True,
         text=True,
         timeout=120,
-        env=_env_without("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"),
+        env={  # no token on this machine either (with one, the CLI sends it: next test)
+            **_env_without("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"),
+            "RAY_AUTH_TOKEN_PATH": str(tmp_path / "no_token"),
+        },
     )
     assert unset.returncode == 2, unset.stderr
     line = _one_line_no_traceback(unset)
@@ -706,3 +711,61 @@ def test_the_2030_5_front_on_two_serve_replicas_serves_the_campus(tmp_path):
             process.wait(timeout=30)
     output = "\n".join(collector.lines)
     assert "Traceback" not in output and "2 Ray Serve replicas" in output
+
+
+def test_ray_start_head_then_python_m_gtx_ray_joins_it(tmp_path):
+    """The README's cluster path: `ray start --head` (token authentication on, Ray 2.60's
+    default), then `python -m gtx_ray --address HOST:PORT` as a new user types it, with no Ray
+    variables set: it sends this user's token and the run completes."""
+    import shutil
+    import tempfile
+
+    port = _free_port()
+    ray_temp = tempfile.mkdtemp(prefix="gtxray", dir="/tmp")  # Unix socket paths must be short
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS", "GTX_RAY_TOKEN_RETRY")
+    }
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port),
+            "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
+            "--temp-dir", ray_temp, "--block",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its GCS and raylet are stopped with it, by process group
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "no Ray head"
+                time.sleep(0.5)
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "gtx_ray", "--address", f"127.0.0.1:{port}",
+                "--disable-influxdb", "--disable-ieee2030-5", "--disable-api", "--meters", "100",
+                "--start", "2025-01-01", "--duration", "1d", "--interval", "900",
+                "--speed", "max", "--data-dir", str(tmp_path / "data"), "--namespace", "joined",
+            ],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert re.search(r"done: 9,600 readings stored", done.stderr), done.stderr[-2000:]
+    assert read_readings(tmp_path / "data").num_rows == 9_600
