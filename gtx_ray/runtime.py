@@ -307,7 +307,7 @@ def start_simulation(
             )
             created.append(meter_actors[-1])
         clock = ClockActor.options(name="clock", namespace=settings.namespace).remote(
-            plan, meter_actors, aggregator
+            plan, layout.meter_actor_names, "aggregator", settings.namespace
         )  # last: the REST API takes the clock's existence to mean all actors exist
     except BaseException:
         for actor in created:

@@ -58,10 +58,14 @@ class ClockPlan:
 class ClockActor:
     """See the module docstring."""
 
-    def __init__(self, plan: ClockPlan, meter_actors: list, aggregator):
+    def __init__(
+        self, plan: ClockPlan, meter_actor_names: list[str], aggregator_name: str, namespace: str
+    ):
+        # Names, not handles: the arguments stay small and inline, so Ray can restart this actor
+        # without depending on objects its creator holds.
         self._plan = plan
-        self._meters = meter_actors
-        self._aggregator = aggregator
+        self._meters = [ray.get_actor(name, namespace=namespace) for name in meter_actor_names]
+        self._aggregator = ray.get_actor(aggregator_name, namespace=namespace)
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()  # stop, resume or a new speed: wake a sleeping clock
         self._resumed = asyncio.Event()
