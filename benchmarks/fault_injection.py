@@ -36,10 +36,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.common import machine, table
+from benchmarks.common import table, write_summary
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results" / "fault_injection.md"
 METERS = 25
 INTERVAL_S = 900
 EVIL = "http://evil.example"
@@ -386,17 +385,16 @@ def main() -> int:
     headers = ["fault", "expected", "observed", "verdict", "lost", "duplicated"]
     text = table(headers, rows)
     print(text)
-    summary = (
-        f"# Fault injection against a running campus\n\n`python -m benchmarks.fault_injection` on "
-        f"{machine()}, {time.strftime('%Y-%m-%d')}.\n\nThe campus (25 meters, 15-minute readings "
-        "at 2 simulated hours per second, Parquet, REST API, IEEE 2030.5 server and clients) "
-        "under each fault in turn; lost/duplicated count (meter, interval) pairs over the "
-        f"simulated span the fault covered, and over the whole run ({stored.num_rows:,} readings) "
-        "for SIGTERM.\n\n```\n" + text + "\n```\n"
+    write_summary(
+        "fault_injection",
+        "Fault injection against a running campus",
+        "python -m benchmarks.fault_injection",
+        "The campus (25 meters, 15-minute readings at 2 simulated hours per second, Parquet, REST "
+        "API, IEEE 2030.5 server and clients) under each fault in turn; lost/duplicated count "
+        "(meter, interval) pairs over the simulated span the fault covered, and over the whole "
+        f"run ({stored.num_rows:,} readings) for SIGTERM.",
+        text,
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(summary, encoding="utf-8")
-    print(f"written to {RESULTS}")
     return 0 if all(r[3] == "ok" for r in rows) else 1
 
 

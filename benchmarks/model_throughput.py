@@ -10,7 +10,7 @@ import argparse
 import os
 import time
 
-from benchmarks.common import machine, table
+from benchmarks.common import machine, table, write_summary
 from gtx_ray.fleet import MeterArrays, generate_fleet, load_campus
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.settings import DEFAULT_CONFIG
@@ -51,7 +51,16 @@ def main() -> None:
         day = measure(model, 96, args.seconds)
         rows.append([size, f"{one / 1e6:.2f} M/s", f"{day / 1e6:.2f} M/s"])
     print(f"machine: {machine()}; pinned to one core")
-    print(table(["meters", "1-interval windows", "1-day windows (96)"], rows))
+    printed = table(["meters", "1-interval windows", "1-day windows (96)"], rows)
+    print(printed)
+    write_summary(
+        "model_throughput",
+        "Simulation core throughput",
+        "python -m benchmarks.model_throughput",
+        "Readings per second on one core (the process pinned to it), building the Arrow batch "
+        "included, stepping one interval or one day (96 × 15 min) per call.",
+        printed,
+    )
 
 
 if __name__ == "__main__":

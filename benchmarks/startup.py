@@ -33,10 +33,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchmarks.common import machine, table
+from benchmarks.common import table, write_summary
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results" / "startup.md"
 VARIANTS = {
     "everything on": [],
     "no 2030.5": ["--disable-ieee2030-5"],
@@ -150,21 +149,17 @@ def main() -> int:
     imports = table(["module (meter actor)", "import ms, cumulative"], meter_actor_imports())
     print(phases)
     print(imports)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        "# Campus start-up\n\n`python -m benchmarks.startup` on "
-        f"{machine()}, {time.strftime('%Y-%m-%d')}; load average at the end "
-        f"{os.getloadavg()[0]:.1f}.\n\nWall seconds from `python -m gtx_ray` (own local Ray, "
-        "real time, 15 s readings) until the REST API answers, the meter actors exist, the "
-        "first 15 s interval has ended on the wall clock, the first interval is stored, and all "
-        "25 meters are registered 2030.5 devices.\n\n```\n"
-        + phases
-        + "\n```\n\nImports of one meter actor process (paid by each of the 25):\n\n```\n"
-        + imports
-        + "\n```\n",
-        encoding="utf-8",
+    write_summary(
+        "startup",
+        "Campus start-up",
+        "python -m benchmarks.startup",
+        "Wall seconds from `python -m gtx_ray` (own local Ray, real time, 15 s readings) until the "
+        "REST API answers, the meter actors exist, the first 15 s interval has ended on the wall "
+        "clock, the first interval is stored, and all 25 meters are registered 2030.5 devices; "
+        "then the imports of one meter actor process (paid by each of the 25), cumulative ms.",
+        phases,
+        imports,
     )
-    print(f"written to {RESULTS}")
     return 0
 
 
