@@ -151,6 +151,28 @@ class _Collector:
         return max(counts, default=0)
 
 
+def _launch(
+    args: list[str], env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, _Collector]:
+    """``python -m gtx_ray ARGS`` from the repository root, its stderr collected."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gtx_ray", *args],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    return process, _Collector(process)
+
+
+def _ensure_ended(process: subprocess.Popen) -> None:
+    """Kill a process a test left running (after a failed assertion)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def _metrics_text() -> str:
     port = ray.nodes()[0]["MetricsExportPort"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -162,11 +184,8 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
     the simulator's metrics are on Ray's metrics endpoint while it runs."""
     data = tmp_path / "data"
     start = "2025-03-01T00:00:00+07:00"
-    process = subprocess.Popen(
+    process, collector = _launch(
         [
-            sys.executable,
-            "-m",
-            "gtx_ray",
             "--meters",
             "50",
             "--meters-per-actor",
@@ -189,12 +208,7 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
             "--disable-ieee2030-5",
             "--disable-api",
         ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
     )
-    collector = _Collector(process)
     try:
         deadline = time.monotonic() + 180
         while collector.stored_rows() < 50 * 60:
@@ -210,8 +224,7 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0, "\n".join(collector.lines)
     finally:
-        if process.poll() is None:
-            process.kill()
+        _ensure_ended(process)
     output = "\n".join(collector.lines)
     assert "Traceback" not in output
     for metric in (
@@ -256,11 +269,8 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
 
     api_port, sep_port = _free_port(), _free_port()
     certs = tmp_path / "certs"
-    process = subprocess.Popen(
+    process, collector = _launch(
         [
-            sys.executable,
-            "-m",
-            "gtx_ray",
             "--address",
             "local",
             "--interval",
@@ -280,12 +290,7 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
             "--status-every",
             "2",
         ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
     )
-    collector = _Collector(process)
     try:
         deadline = time.monotonic() + 240
         status = None
@@ -327,9 +332,7 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
         assert process.wait(timeout=120) == 0, "\n".join(collector.lines)
         stop_s = time.monotonic() - sent
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+        _ensure_ended(process)
     output = "\n".join(collector.lines)
     assert "Traceback" not in output
     assert "certificates: " in output and "created" in output
@@ -419,19 +422,13 @@ def test_the_api_of_a_killed_driver_frees_its_port(ray_runtime, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(
+    process, _ = _launch(
         [
-            sys.executable,
-            "-m",
-            "gtx_ray",
             *("--meters", "4", "--interval", "60", "--speed", "600"),
             *("--data-dir", str(tmp_path), "--namespace", "gtx_cli_sigkill"),
             *("--address", ray_runtime.get_runtime_context().gcs_address),
             *("--api-port", str(port), "--disable-influxdb", "--disable-ieee2030-5"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        ]
     )
     url = f"http://127.0.0.1:{port}/api/readings"
     try:
@@ -539,11 +536,8 @@ def test_a_backfill_while_influxdb_is_down_says_what_it_waits_for(ray_runtime, t
         pytest.fail(str(exc), pytrace=False)
     influxd.stop()  # the port and data dir stay: start() brings it back on the same URL
     expected = 20 * 2 * 96
-    process = subprocess.Popen(
+    process, collector = _launch(
         [
-            sys.executable,
-            "-m",
-            "gtx_ray",
             "backfill",
             *("--meters", "20", "--interval", "900", "--start", "2024-01-01"),
             *("--duration", "2d", "--speed", "43200", "--status-every", "1"),
@@ -551,13 +545,8 @@ def test_a_backfill_while_influxdb_is_down_says_what_it_waits_for(ray_runtime, t
             *("--namespace", "gtx_cli_spool", "--disable-api", "--disable-ieee2030-5"),
             *("--address", ray_runtime.get_runtime_context().gcs_address),
         ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
         env={**os.environ, "INFLUXDB_URL": influxd.url, "INFLUXDB_BUCKET": "spool_e2e"},
     )
-    collector = _Collector(process)
 
     def wait_for(pattern: str, timeout_s: float) -> re.Match:
         deadline = time.monotonic() + timeout_s
@@ -583,9 +572,7 @@ def test_a_backfill_while_influxdb_is_down_says_what_it_waits_for(ray_runtime, t
         influxd.start()
         assert process.wait(timeout=180) == 0, "\n".join(collector.lines)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+        _ensure_ended(process)
         influxd.stop()
     output = "\n".join(collector.lines)
     assert "Traceback" not in output
@@ -605,11 +592,8 @@ def test_keep_serving_leaves_the_results_browsable_until_sigterm(tmp_path):
     import json
 
     api_port = _free_port()
-    process = subprocess.Popen(
+    process, collector = _launch(
         [
-            sys.executable,
-            "-m",
-            "gtx_ray",
             "--address",
             "local",
             "--disable-influxdb",
@@ -630,12 +614,7 @@ def test_keep_serving_leaves_the_results_browsable_until_sigterm(tmp_path):
             "gtx_cli_keep",
             "--keep-serving",
         ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
     )
-    collector = _Collector(process)
     base = f"http://127.0.0.1:{api_port}"
     try:
         deadline = time.monotonic() + 240
@@ -660,9 +639,7 @@ def test_keep_serving_leaves_the_results_browsable_until_sigterm(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, "\n".join(collector.lines)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+        _ensure_ended(process)
     assert "Traceback" not in "\n".join(collector.lines)
 
 
@@ -672,20 +649,15 @@ def test_the_2030_5_front_on_two_serve_replicas_serves_the_campus(tmp_path):
     import json
 
     api_port, sep_port = _free_port(), _free_port()
-    process = subprocess.Popen(
+    process, collector = _launch(
         [
-            sys.executable, "-m", "gtx_ray", "--address", "local", "--disable-influxdb",
+            "--address", "local", "--disable-influxdb",
             "--interval", "60", "--speed", "600", "--data-dir", str(tmp_path / "data"),
             "--certs-dir", str(tmp_path / "certs"), "--api-port", str(api_port),
             "--ieee2030-5-port", str(sep_port), "--ieee2030-5-replicas", "2",
             "--namespace", "gtx_cli_serve_front",
         ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
     )  # fmt: skip
-    collector = _Collector(process)
     status: dict = {}
     try:
         deadline = time.monotonic() + 300
@@ -706,9 +678,7 @@ def test_the_2030_5_front_on_two_serve_replicas_serves_the_campus(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, "\n".join(collector.lines)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+        _ensure_ended(process)
     output = "\n".join(collector.lines)
     assert "Traceback" not in output and "2 Ray Serve replicas" in output
 
