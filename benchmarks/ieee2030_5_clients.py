@@ -78,9 +78,9 @@ def _loadavg() -> str:
 
 
 def _serve_local(certs_dir: str, interval_s: int, port_queue, stop_event) -> None:
-    from gtx_ray.ieee2030_5.backend import LocalBackend
-    from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
-    from gtx_ray.ieee2030_5.server import Ieee2030_5Server
+    from gtx_ray.ieee2030_5.server.backend import LocalBackend
+    from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
+    from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
 
     async def main() -> None:
         config = Ieee2030_5Config(
@@ -280,8 +280,8 @@ class RayServer:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import ray
 
-        from gtx_ray.ieee2030_5.config import Ieee2030_5Config
-        from gtx_ray.ieee2030_5.service import start_ieee2030_5
+        from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+        from gtx_ray.ieee2030_5.server.service import start_ieee2030_5
 
         self.ray = ray
         ray.init(
@@ -303,7 +303,7 @@ class RayServer:
         ]
 
     def close(self) -> dict:
-        from gtx_ray.ieee2030_5.service import status_ieee2030_5, stop_ieee2030_5
+        from gtx_ray.ieee2030_5.server.service import status_ieee2030_5, stop_ieee2030_5
 
         status = status_ieee2030_5(self.handles)
         stop_ieee2030_5(self.handles)

@@ -42,13 +42,13 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 
 from gtx_ray.ieee2030_5.codec import NS  # noqa: E402
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config  # noqa: E402
 from gtx_ray.ieee2030_5.pki import (  # noqa: E402
     device_credentials,
     identity_of,
     init_certs,
     load_first_certificate,
 )
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config  # noqa: E402
 from gtx_ray.ieee2030_5.tls import client_context  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only
@@ -60,9 +60,9 @@ RESULTS = REPO / "benchmarks" / "results" / "ieee2030_5_server.json"
 
 def _serve_local(certs_dir: str, port_queue, stop_event) -> None:
     """Child process: the TLS server with an in-process registry until ``stop_event``."""
-    from gtx_ray.ieee2030_5.backend import LocalBackend
-    from gtx_ray.ieee2030_5.config import build_registry
-    from gtx_ray.ieee2030_5.server import Ieee2030_5Server
+    from gtx_ray.ieee2030_5.server.backend import LocalBackend
+    from gtx_ray.ieee2030_5.server.config import build_registry
+    from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
 
     async def main() -> None:
         config = Ieee2030_5Config(certs_dir=Path(certs_dir), host=HOST, port=0)
@@ -237,8 +237,8 @@ def run_ray(
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from gtx_ray.ieee2030_5.serve_front import start_ieee2030_5_serve, stop_ieee2030_5_serve
-    from gtx_ray.ieee2030_5.service import start_ieee2030_5, stop_ieee2030_5
+    from gtx_ray.ieee2030_5.server.serve_front import start_ieee2030_5_serve, stop_ieee2030_5_serve
+    from gtx_ray.ieee2030_5.server.service import start_ieee2030_5, stop_ieee2030_5
 
     ray.init(
         address="local",
@@ -289,8 +289,6 @@ def _free_port() -> int:
 def store_commits(seconds: float) -> dict:
     """The store alone, in this process: commits/s and ms per commit for batches of 1 and 64
     four-reading POSTs, synchronous NORMAL and FULL (what each acknowledged batch costs)."""
-    from gtx_ray.ieee2030_5.config import build_registry
-    from gtx_ray.ieee2030_5.dispatch import Op, execute
     from gtx_ray.ieee2030_5.identity import DeviceIdentity, sfdi_from_lfdi
     from gtx_ray.ieee2030_5.models import (
         EndDeviceIn,
@@ -300,7 +298,9 @@ def store_commits(seconds: float) -> dict:
         ReadingSet,
         ReadingType,
     )
-    from gtx_ray.ieee2030_5.store import RegistryStore
+    from gtx_ray.ieee2030_5.server.config import build_registry
+    from gtx_ray.ieee2030_5.server.dispatch import Op, execute
+    from gtx_ray.ieee2030_5.server.store import RegistryStore
 
     out: dict = {}
     for sync in ("NORMAL", "FULL"):
@@ -350,9 +350,7 @@ def store_reload(devices: int = 2_000) -> dict:
     """A state file of ``devices`` full devices (6 mirrored quantities, sets of 4 readings posted
     until the budget retires old ones): its size and how long a restarted registry takes to
     load it, seconds."""
-    from gtx_ray.ieee2030_5.config import build_registry
     from gtx_ray.ieee2030_5.identity import DeviceIdentity, sfdi_from_lfdi
-    from gtx_ray.ieee2030_5.managers import edev, mirror
     from gtx_ray.ieee2030_5.models import (
         EndDeviceIn,
         MirrorMeterReading,
@@ -361,7 +359,9 @@ def store_reload(devices: int = 2_000) -> dict:
         ReadingSet,
         ReadingType,
     )
-    from gtx_ray.ieee2030_5.store import RegistryStore
+    from gtx_ray.ieee2030_5.server.config import build_registry
+    from gtx_ray.ieee2030_5.server.managers import edev, mirror
+    from gtx_ray.ieee2030_5.server.store import RegistryStore
 
     config = Ieee2030_5Config()
     with tempfile.TemporaryDirectory(prefix="gtx_bench_reload_") as tmp:

@@ -322,7 +322,7 @@ class Services:
             held, self._held = self._held, None
             held.release()
         if self.ieee2030_5 is not None:
-            from gtx_ray.ieee2030_5.service import stop_ieee2030_5
+            from gtx_ray.ieee2030_5.server.service import stop_ieee2030_5
 
             stop_ieee2030_5(self.ieee2030_5)
             self.ieee2030_5 = None
@@ -396,8 +396,8 @@ def ieee2030_5_state_path(settings: Settings) -> Path:
 
 def start_ieee2030_5_server(settings: Settings):
     """Start the 2030.5 registry and TLS front (certificates must exist)."""
-    from gtx_ray.ieee2030_5.config import Ieee2030_5Config
-    from gtx_ray.ieee2030_5.service import start_ieee2030_5
+    from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+    from gtx_ray.ieee2030_5.server.service import start_ieee2030_5
 
     config = Ieee2030_5Config(
         host=settings.ieee2030_5_host,
@@ -408,7 +408,7 @@ def start_ieee2030_5_server(settings: Settings):
         state_path=ieee2030_5_state_path(settings),
     )
     if settings.ieee2030_5_replicas is not None:
-        from gtx_ray.ieee2030_5.serve_front import start_ieee2030_5_serve
+        from gtx_ray.ieee2030_5.server.serve_front import start_ieee2030_5_serve
 
         handles = start_ieee2030_5_serve(config, settings.ieee2030_5_replicas)
     else:
@@ -725,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _certs(argv: list[str]) -> int:
     try:
-        from gtx_ray.ieee2030_5.certs_cli import certs_main
+        from gtx_ray.ieee2030_5.pki.cli import certs_main
     except ImportError:
         raise UsageError(
             "the certs command needs the IEEE 2030.5 package, which is not installed"

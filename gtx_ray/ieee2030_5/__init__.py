@@ -1,9 +1,10 @@
-"""IEEE 2030.5-2018 server: mutual TLS, certificate identity, metering mirror and metering.
+"""IEEE 2030.5-2018 (Smart Energy Profile 2.0) for the simulator, both sides of the wire.
 
-Layers (one module per function set in each): ``identity`` and ``pki`` (certificates, LFDI/SFDI);
-``codec`` and ``mappers`` (XML ↔ ``models``); ``registry`` (state) and ``managers`` (rules);
-``dispatch`` and ``backend`` (how the front reaches the registry); ``api`` (aiohttp routes),
-``tls`` and ``server`` (the socket); ``service`` (Ray actors) and ``certs_cli`` (the CLI).
+Shared by both sides: ``codec`` (safe XML parsing, typed field readers, the element builder),
+``elements`` (elements several documents share: Error, ReadingType, Reading, time periods),
+``models`` (value types), ``identity`` (LFDI/SFDI), ``tls`` (the mutual-TLS contexts) and
+``pki`` (certificates). ``server`` is the built-in server (routes, resource logic, documents,
+registry and its store, TLS fronts); ``client`` and ``fleet_client`` are the meters' side.
 
 Import what you need from the modules: this package imports nothing heavy on its own.
 """

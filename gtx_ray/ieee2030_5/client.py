@@ -94,8 +94,8 @@ from gtx_ray.ieee2030_5.codec import (
     root,
     serialize,
 )
+from gtx_ray.ieee2030_5.elements import fill_reading, fill_reading_type, render_time_period
 from gtx_ray.ieee2030_5.identity import DeviceIdentity, is_valid_pin, normalise_lfdi
-from gtx_ray.ieee2030_5.mappers.common import fill_reading, fill_reading_type, render_time_period
 from gtx_ray.ieee2030_5.models import Reading, ReadingType
 from gtx_ray.ieee2030_5.pki import DeviceCredentials, identity_of, load_first_certificate
 from gtx_ray.ieee2030_5.tls import client_context

@@ -509,7 +509,7 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
             return refused
         if ctx.ieee2030_5 is None or ctx.ieee2030_5.registry is None:
             return error(503, "the IEEE 2030.5 server is not running")
-        from gtx_ray.ieee2030_5.errors import ResourceError
+        from gtx_ray.ieee2030_5.server.errors import ResourceError
 
         try:
             result = await asyncio.wait_for(

@@ -77,7 +77,7 @@ class Ieee2030_5View:
                 answer.pending = asyncio.ensure_future(self._ask_actor(actor, answer))
 
     async def _ask_server(self) -> None:
-        from gtx_ray.ieee2030_5.service import status_ieee2030_5_async
+        from gtx_ray.ieee2030_5.server.service import status_ieee2030_5_async
 
         try:  # bounded: each of its actors gets 10 s
             status = await status_ieee2030_5_async(self.server)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gtx_ray.ieee2030_5.certs_cli import certs_main
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.pki.cli import certs_main
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from tests.ieee2030_5.helpers import Sep2Client, ThreadedServer
 from tests.ieee2030_5.sep_schema import load_sep_schema
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from lxml import etree
 
-from gtx_ray.ieee2030_5.backend import LocalBackend
 from gtx_ray.ieee2030_5.codec import MEDIA_TYPE, NS
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.pki import device_credentials, identity_of, load_first_certificate
-from gtx_ray.ieee2030_5.registry import Registry
-from gtx_ray.ieee2030_5.server import Ieee2030_5Server
+from gtx_ray.ieee2030_5.server.backend import LocalBackend
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
+from gtx_ray.ieee2030_5.server.registry import Registry
+from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
 from gtx_ray.ieee2030_5.tls import client_context
 
 Q = "{" + NS + "}"

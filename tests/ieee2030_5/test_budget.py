@@ -10,11 +10,8 @@ import tracemalloc
 
 import pytest
 
-from gtx_ray.ieee2030_5 import budget
 from gtx_ray.ieee2030_5.codec import NS
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
-from gtx_ray.ieee2030_5.managers import edev, mirror
 from gtx_ray.ieee2030_5.models import (
     EndDeviceIn,
     MirrorMeterReading,
@@ -23,7 +20,10 @@ from gtx_ray.ieee2030_5.models import (
     ReadingSet,
     ReadingType,
 )
-from gtx_ray.ieee2030_5.registry import Registry, RegistryLimits
+from gtx_ray.ieee2030_5.server import budget
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.server.managers import edev, mirror
+from gtx_ray.ieee2030_5.server.registry import Registry, RegistryLimits
 from tests.ieee2030_5.helpers import Q, Sep2Client, ThreadedServer, mirror_usage_point_xml
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z

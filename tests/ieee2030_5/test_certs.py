@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gtx_ray.ieee2030_5 import pki
-from gtx_ray.ieee2030_5.certs_cli import certs_main
 from gtx_ray.ieee2030_5.identity import check_digit
+from gtx_ray.ieee2030_5.pki.cli import certs_main
 from gtx_ray.ieee2030_5.tls import client_context
 from tests.ieee2030_5.conftest import CAMPUS_CONFIG, REPO
 from tests.ieee2030_5.helpers import Sep2Client

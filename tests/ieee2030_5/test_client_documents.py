@@ -31,8 +31,8 @@ from gtx_ray.ieee2030_5.client import (
 )
 from gtx_ray.ieee2030_5.codec import parse_document
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
-from gtx_ray.ieee2030_5.mappers.edev import parse_end_device
-from gtx_ray.ieee2030_5.mappers.mirror import parse_meter_readings, parse_mirror_usage_point
+from gtx_ray.ieee2030_5.server.mappers.edev import parse_end_device
+from gtx_ray.ieee2030_5.server.mappers.mirror import parse_meter_readings, parse_mirror_usage_point
 from gtx_ray.model.meters import MeterModel
 
 IDENT = DeviceIdentity("3E4F45AB31EDFE5B67E343E5E4562E31984E23E5", 167261211391)

@@ -21,7 +21,6 @@ import pytest
 from lxml import etree
 
 from gtx_ray.fleet import MeterArrays
-from gtx_ray.ieee2030_5.certs_cli import certs_main
 from gtx_ray.ieee2030_5.client import (
     QUANTITIES,
     QUANTITY_KEYS,
@@ -31,9 +30,10 @@ from gtx_ray.ieee2030_5.client import (
     si_values,
     wire_values,
 )
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.fleet_client import MeterClients
 from gtx_ray.ieee2030_5.pki import CertsLayout, init_certs
+from gtx_ray.ieee2030_5.pki.cli import certs_main
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from gtx_ray.model.meters import MeterModel
 from tests.ieee2030_5.helpers import Q, Sep2Client, ThreadedServer
 

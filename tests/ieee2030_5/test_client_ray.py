@@ -9,9 +9,9 @@ import pytest
 
 from gtx_ray.fleet import MeterArrays
 from gtx_ray.ieee2030_5.client import QUANTITIES
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.pki import init_certs
-from gtx_ray.ieee2030_5.service import start_ieee2030_5, status_ieee2030_5, stop_ieee2030_5
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.server.service import start_ieee2030_5, status_ieee2030_5, stop_ieee2030_5
 from gtx_ray.model.meters import MeterModel
 
 pytestmark = pytest.mark.ray

@@ -7,12 +7,7 @@ import pytest
 from lxml import etree
 
 from gtx_ray.ieee2030_5.codec import NS, XmlError, parse_document
-from gtx_ray.ieee2030_5.managers.dcap import DeviceCapabilityView, TimeView
-from gtx_ray.ieee2030_5.mappers import dcap as dcap_map
-from gtx_ray.ieee2030_5.mappers import edev as edev_map
-from gtx_ray.ieee2030_5.mappers import metering as metering_map
-from gtx_ray.ieee2030_5.mappers import mirror as mirror_map
-from gtx_ray.ieee2030_5.mappers.common import render_error
+from gtx_ray.ieee2030_5.elements import render_error
 from gtx_ray.ieee2030_5.models import (
     EndDeviceView,
     MeterReadingView,
@@ -23,6 +18,11 @@ from gtx_ray.ieee2030_5.models import (
     ReadingType,
     UsagePointView,
 )
+from gtx_ray.ieee2030_5.server.managers.dcap import DeviceCapabilityView, TimeView
+from gtx_ray.ieee2030_5.server.mappers import dcap as dcap_map
+from gtx_ray.ieee2030_5.server.mappers import edev as edev_map
+from gtx_ray.ieee2030_5.server.mappers import metering as metering_map
+from gtx_ray.ieee2030_5.server.mappers import mirror as mirror_map
 from tests.ieee2030_5.helpers import mirror_usage_point_xml, reading_type_xml
 
 LFDI = "00AB" + "C" * 36
@@ -179,7 +179,7 @@ def test_the_schema_check_has_teeth(sep_schema):
 
 def test_reading_type_round_trip():
     doc = parse(f'<ReadingType xmlns="{NS}">{reading_type_xml(38, 19, -2)[13:]}')
-    from gtx_ray.ieee2030_5.mappers.common import parse_reading_type
+    from gtx_ray.ieee2030_5.elements import parse_reading_type
 
     rt = parse_reading_type(doc)
     assert (rt.uom, rt.flow_direction, rt.power_of_ten_multiplier) == (38, 19, -2)

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.pki import device_credentials
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.tls import client_context
 from tests.ieee2030_5.helpers import ThreadedServer
 

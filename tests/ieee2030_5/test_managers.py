@@ -7,19 +7,7 @@ import asyncio
 
 import pytest
 
-from gtx_ray.ieee2030_5.backend import BatchingBackend, LocalBackend
-from gtx_ray.ieee2030_5.dispatch import Op, execute
-from gtx_ray.ieee2030_5.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    InternalError,
-    LimitReached,
-    NotFound,
-    Unavailable,
-)
 from gtx_ray.ieee2030_5.identity import DeviceIdentity, sfdi_from_lfdi
-from gtx_ray.ieee2030_5.managers import admin, edev, metering, mirror
 from gtx_ray.ieee2030_5.models import (
     Created,
     EndDeviceIn,
@@ -31,7 +19,19 @@ from gtx_ray.ieee2030_5.models import (
     ReadingType,
     Updated,
 )
-from gtx_ray.ieee2030_5.registry import Registry, RegistryLimits, RegistryPolicy
+from gtx_ray.ieee2030_5.server.backend import BatchingBackend, LocalBackend
+from gtx_ray.ieee2030_5.server.dispatch import Op, execute
+from gtx_ray.ieee2030_5.server.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InternalError,
+    LimitReached,
+    NotFound,
+    Unavailable,
+)
+from gtx_ray.ieee2030_5.server.managers import admin, edev, metering, mirror
+from gtx_ray.ieee2030_5.server.registry import Registry, RegistryLimits, RegistryPolicy
 
 
 def ident(n: int) -> DeviceIdentity:
@@ -184,7 +184,7 @@ def test_local_backend():
 
 
 def test_build_registry_preregisters_the_allowlist():
-    from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
+    from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
 
     config = Ieee2030_5Config(registration_policy="allowlist", allowlist=(A.lfdi.lower(),))
     reg = build_registry(config, 5)
@@ -207,7 +207,7 @@ def test_build_registry_preregisters_the_allowlist():
 )
 def test_config_errors_name_the_field(field, value):
     from gtx_ray.errors import ConfigError
-    from gtx_ray.ieee2030_5.config import Ieee2030_5Config
+    from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 
     with pytest.raises(ConfigError, match=field):
         Ieee2030_5Config(**{field: value})

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from gtx_ray.errors import ConfigError
-from gtx_ray.ieee2030_5.serve_front import (
+from gtx_ray.ieee2030_5.server.serve_front import (
     serve_front_status,
     start_ieee2030_5_serve,
     stop_ieee2030_5_serve,

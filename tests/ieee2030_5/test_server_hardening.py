@@ -14,8 +14,8 @@ from cryptography.x509.oid import NameOID
 
 from gtx_ray.ieee2030_5 import pki
 from gtx_ray.ieee2030_5.codec import NS
-from gtx_ray.ieee2030_5.managers import admin
 from gtx_ray.ieee2030_5.pki import device_credentials
+from gtx_ray.ieee2030_5.server.managers import admin
 from gtx_ray.ieee2030_5.tls import client_context
 from tests.ieee2030_5.helpers import Q, Sep2Client, mirror_usage_point_xml, reading_type_xml
 

@@ -15,11 +15,11 @@ import pytest
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.codec import NS
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
-from gtx_ray.ieee2030_5.dispatch import Op
-from gtx_ray.ieee2030_5.errors import Unavailable
 from gtx_ray.ieee2030_5.models import Created, EndDeviceIn, MirrorMeterReading, Reading, ReadingSet
-from gtx_ray.ieee2030_5.service import (
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.server.dispatch import Op
+from gtx_ray.ieee2030_5.server.errors import Unavailable
+from gtx_ray.ieee2030_5.server.service import (
     FRONT_NAME,
     REGISTRY_NAME,
     FrontActor,

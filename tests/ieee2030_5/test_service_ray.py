@@ -10,8 +10,8 @@ import pytest
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.codec import NS
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
-from gtx_ray.ieee2030_5.service import (
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.server.service import (
     FRONT_NAME,
     REGISTRY_NAME,
     restart_front,

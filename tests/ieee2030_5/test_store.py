@@ -9,10 +9,7 @@ import sqlite3
 
 import pytest
 
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config, build_registry
-from gtx_ray.ieee2030_5.dispatch import Op, execute
 from gtx_ray.ieee2030_5.identity import DeviceIdentity, sfdi_from_lfdi
-from gtx_ray.ieee2030_5.managers import admin
 from gtx_ray.ieee2030_5.models import (
     DeviceInformation,
     EndDeviceIn,
@@ -22,8 +19,11 @@ from gtx_ray.ieee2030_5.models import (
     ReadingSet,
     ReadingType,
 )
-from gtx_ray.ieee2030_5.registry import Registry
-from gtx_ray.ieee2030_5.store import RegistryStore, StoreError
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
+from gtx_ray.ieee2030_5.server.dispatch import Op, execute
+from gtx_ray.ieee2030_5.server.managers import admin
+from gtx_ray.ieee2030_5.server.registry import Registry
+from gtx_ray.ieee2030_5.server.store import RegistryStore, StoreError
 
 T0 = 1_767_225_600
 RT = ReadingType(uom=72, flow_direction=1, kind=12)

@@ -9,13 +9,13 @@ import subprocess
 
 import pytest
 
-from gtx_ray.ieee2030_5.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.pki import (
     CertsLayout,
     device_credentials,
     identity_of,
     load_first_certificate,
 )
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.tls import CIPHER_CCM8, CIPHER_GCM, client_context
 from tests.ieee2030_5.helpers import Sep2Client, ThreadedServer
 

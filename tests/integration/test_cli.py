@@ -383,7 +383,7 @@ def _check_meters_are_clients(base: str, certs, collector) -> None:
     mirroring readings."""
     import json
 
-    from gtx_ray.ieee2030_5.certs_cli import describe
+    from gtx_ray.ieee2030_5.pki.cli import describe
 
     deadline = time.monotonic() + 120
     clients: list = []

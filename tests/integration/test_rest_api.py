@@ -717,9 +717,9 @@ def with_clients(ray_runtime, tmp_path_factory):
     2030.5 server; the API (no admin token: loopback clients are trusted) is deployed before
     the simulation's actors exist. Yields (api, start the simulation, its handles)."""
     from gtx_ray.actors.meter import ClientPlan
-    from gtx_ray.ieee2030_5.config import Ieee2030_5Config
     from gtx_ray.ieee2030_5.pki import init_certs
-    from gtx_ray.ieee2030_5.service import start_ieee2030_5, stop_ieee2030_5
+    from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+    from gtx_ray.ieee2030_5.server.service import start_ieee2030_5, stop_ieee2030_5
 
     base = tmp_path_factory.mktemp("rest_clients")
     settings = Settings(

@@ -1,0 +1,363 @@
+"""The 2030.5 server under Ray: a named registry actor and a named TLS front actor.
+
+- ``ieee2030_5_registry`` (``RegistryActor``) holds the one Registry: every EndDevice,
+  MirrorUsagePoint and reading. It outlives the front, so the front can be restarted (or crash
+  and be restarted by Ray) without losing registrations or readings. With
+  ``config.state_path`` it writes through to its SQLite store (``store``) and Ray restarts it
+  after any crash (``max_restarts=-1``); it reloads the file, so nothing acknowledged is lost.
+- ``ieee2030_5_front`` (``FrontActor``) runs the aiohttp server on its own event loop thread with
+  the mutual-TLS context, and reaches the registry through ``BatchingBackend`` (one actor call in
+  flight, concurrent requests share it). Ray restarts it up to ``FRONT_MAX_RESTARTS`` times.
+
+``start_ieee2030_5(config)`` → ``Ieee2030_5Handles``; ``status_ieee2030_5(handles)`` → dict
+(``status_ieee2030_5_async`` from async code);
+``restart_front(handles)``; ``stop_ieee2030_5(handles)``. Both actors reserve no CPU (they
+wait on sockets and on each other); the TLS work runs in the front's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from gtx_ray.errors import ConfigError
+from gtx_ray.ieee2030_5.server.backend import BatchingBackend
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
+from gtx_ray.ieee2030_5.server.dispatch import OPERATIONS, Op, execute
+from gtx_ray.ieee2030_5.server.errors import Unavailable
+from gtx_ray.ieee2030_5.server.managers import admin
+from gtx_ray.ieee2030_5.server.store import RegistryStore
+from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
+
+log = logging.getLogger(__name__)
+
+REGISTRY_NAME = "ieee2030_5_registry"
+RETRY_SAFE = frozenset(OPERATIONS) - {"edev.register", "mirror.delete"}
+"""Operations that give the same state and answer when run twice: every read, PUT of
+DeviceInformation, and mirror posts (a reading set or single reading with the same mRID or
+start replaces the stored one; a repeated POST /mup answers 204 instead of 201)."""
+FRONT_NAME = "ieee2030_5_front"
+FRONT_MAX_RESTARTS = 3
+START_TIMEOUT_S = 60.0
+"""How long ``start_ieee2030_5`` waits for the front to listen, seconds."""
+REGISTRY_START_TIMEOUT_S = 900.0
+"""How long it waits for the registry to load its state file, seconds (~1.5 ms per full device
+measured: 100,000 devices ~150 s)."""
+
+ADMIN_ACTIONS = {
+    "list_devices": admin.list_devices,
+    "preregister": admin.preregister,
+    "remove_device": admin.remove_device,
+    "clear_mirrors": admin.clear_mirrors,
+    "set_rates": admin.set_rates,
+}
+
+
+class RegistryActor:
+    """Holds the Registry. ``execute`` runs a batch of front operations in order.
+
+    With ``config.state_path`` the registry is loaded from its store when the actor starts
+    (also when Ray restarts it after a crash) and every batch is written through and committed
+    before the answers leave: nothing the front acknowledges is lost. If the store cannot be
+    written the process exits, so Ray restarts it from the file (memory never runs ahead of the
+    disk) and the front answers 503 for that batch.
+    """
+
+    def __init__(self, config: Ieee2030_5Config) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.store = None
+        if config.state_path is not None:
+            self.store = RegistryStore(config.state_path, config.state_synchronous)
+        self.registry = build_registry(config, int(time.time()), self.store)
+        self.calls = 0
+        self.started = time.time()
+
+    def execute(self, ops: list[Op]) -> list[Any]:
+        self.calls += 1
+        outcomes = execute(self.registry, ops)
+        self._persist()
+        return outcomes
+
+    @ray.method(max_task_retries=-1)
+    def execute_retryable(self, ops: list[Op]) -> list[Any]:
+        """``execute`` for operations whose repetition changes nothing (``RETRY_SAFE``): Ray
+        re-sends it to the restarted actor if this one dies during the call."""
+        return self.execute(ops)
+
+    def _persist(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.flush(self.registry)
+        except Exception:
+            log.exception("IEEE 2030.5 state could not be written; restarting from the file")
+            os._exit(1)
+
+    def admin(self, action: str, **kwargs: Any) -> Any:
+        """An operator action (see ``managers.admin``): list_devices, preregister(lfdi),
+        remove_device(device_id), clear_mirrors(lfdi=None), set_rates(poll_rate, post_rate,
+        device_id). Raises the ResourceError of a refused action."""
+        if action not in ADMIN_ACTIONS:
+            raise ValueError(f"unknown admin action {action!r}; one of {sorted(ADMIN_ACTIONS)}")
+        try:
+            return ADMIN_ACTIONS[action](self.registry, int(time.time()), **kwargs)
+        finally:
+            self._persist()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.registry.counts(), "registry_calls": self.calls}
+        if self.store is not None:
+            out["state_path"] = str(self.store.path)
+            out["state_flushes"] = self.store.flushes
+        return out
+
+
+class FrontActor:
+    """Runs the TLS server on a thread of its own; ``__init__`` returns once it listens (so a
+    restart by Ray listens again) or raises why it cannot."""
+
+    def __init__(
+        self,
+        config: Ieee2030_5Config,
+        registry_name: str = REGISTRY_NAME,
+        namespace: str | None = None,
+    ) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.config = config
+        # Found by name (not passed as a handle) so that a restart by Ray needs no stored args;
+        # ``namespace``: the registry's, when this runs elsewhere (a Serve replica).
+        registry = ray.get_actor(registry_name, namespace=namespace)
+        self._loop = asyncio.new_event_loop()
+        self._backend = BatchingBackend(self._call_registry(registry), config.batch_max)
+        self._server = Ieee2030_5Server(config, self._backend)  # TLS files load here
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ieee2030_5-front")
+        self._thread.daemon = True
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(START_TIMEOUT_S)
+
+    @staticmethod
+    def _call_registry(registry: Any):
+        """The backend's call: a batch of only retry-safe operations is retried by Ray across
+        a restart of the registry; a mixed batch that fails (the registry died during it, so
+        some may be stored and some not) has its retry-safe part re-sent and the rest
+        answered 503, for the client to retry (a repeated registration or delete would
+        otherwise be answered 409/404)."""
+
+        async def call(ops: list[Op]) -> list[Any]:
+            if all(op.name in RETRY_SAFE for op in ops):
+                return await registry.execute_retryable.remote(ops)
+            try:
+                return await registry.execute.remote(ops)
+            except ray.exceptions.RayActorError as exc:
+                log.warning("registry failed during %d operations: %s", len(ops), exc)
+                safe = [i for i, op in enumerate(ops) if op.name in RETRY_SAFE]
+                outcomes: list[Any] = [
+                    Unavailable("the registry restarted during this request; retry")
+                ] * len(ops)
+                if safe:
+                    again = await registry.execute_retryable.remote([ops[i] for i in safe])
+                    for i, outcome in zip(safe, again, strict=True):
+                        outcomes[i] = outcome
+                return outcomes
+
+        return call
+
+    def port(self) -> int:
+        return self._server.port
+
+    def status(self) -> dict[str, Any]:
+        async def stats() -> dict[str, Any]:
+            return self._server.stats()
+
+        summary = asyncio.run_coroutine_threadsafe(stats(), self._loop).result(10)
+        return {
+            **summary,
+            "port": self._server.port,
+            "listening": self._server.listening,
+            "registry_batches": self._backend.calls,
+            "registry_ops": self._backend.ops,
+        }
+
+    def stop(self) -> None:
+        """Stop listening and end the loop thread (the actor can then be killed)."""
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@dataclass(frozen=True)
+class Ieee2030_5Handles:
+    """What ``start_ieee2030_5`` returns: the actors (None when disabled), the bound port."""
+
+    config: Ieee2030_5Config
+    registry: Any = None
+    front: Any = None
+    port: int | None = None
+
+
+def _registry_actor(config: Ieee2030_5Config):
+    return (
+        ray.remote(RegistryActor)
+        .options(name=REGISTRY_NAME, get_if_exists=True, num_cpus=0, max_restarts=-1)
+        .remote(config)
+    )
+
+
+def _front_actor(config: Ieee2030_5Config):
+    return (
+        ray.remote(FrontActor)
+        .options(name=FRONT_NAME, num_cpus=0, max_restarts=FRONT_MAX_RESTARTS, max_concurrency=4)
+        .remote(config, REGISTRY_NAME)
+    )
+
+
+def start_ieee2030_5(config: Ieee2030_5Config) -> Ieee2030_5Handles:
+    """Start (or re-attach to) the registry actor and start the TLS front; return once it
+    listens. Needs ``ray.init`` done. Raises ConfigError for missing certificates, a front that
+    already runs, or a port that cannot be bound."""
+    if not config.enabled:
+        log.info("IEEE 2030.5 server disabled")
+        return Ieee2030_5Handles(config)
+    try:
+        ray.get_actor(FRONT_NAME)
+    except ValueError:
+        pass
+    else:
+        raise ConfigError(f"an IEEE 2030.5 front ({FRONT_NAME}) is already running; stop it first")
+    try:
+        ray.get_actor(REGISTRY_NAME)
+        created_registry = False
+    except ValueError:
+        created_registry = True
+    registry = _registry_actor(config)
+    try:
+        ray.get(registry.status.remote(), timeout=REGISTRY_START_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        ray.kill(registry, no_restart=True)
+        raise ConfigError(f"IEEE 2030.5 registry could not start: {_first_line(cause)}") from None
+    front = _front_actor(config)
+    try:
+        port = ray.get(front.port.remote(), timeout=START_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        ray.kill(front, no_restart=True)
+        if created_registry:
+            ray.kill(registry, no_restart=True)
+        raise ConfigError(f"IEEE 2030.5 server could not start: {_first_line(cause)}") from None
+    log.info("IEEE 2030.5 server on %s:%d (registry %s)", config.host, port, REGISTRY_NAME)
+    return Ieee2030_5Handles(config, registry, front, port)
+
+
+def restart_front(handles: Ieee2030_5Handles) -> Ieee2030_5Handles:
+    """Replace the front actor (same configuration, same registry); returns new handles."""
+    if handles.front is None:
+        return handles
+    _stop_front(handles.front)
+    front = _front_actor(handles.config)
+    port = ray.get(front.port.remote(), timeout=START_TIMEOUT_S)
+    return Ieee2030_5Handles(handles.config, handles.registry, front, port)
+
+
+def status_ieee2030_5(handles: Ieee2030_5Handles) -> dict[str, Any]:
+    """enabled, host, port, listening (checked by connecting), registered_devices,
+    mirror_usage_points, readings_mirrored/dropped, requests, client_errors, server_errors,
+    last_error, and ``errors`` listing actors that do not answer."""
+    out: dict[str, Any] = {"enabled": handles.config.enabled, "host": handles.config.host}
+    if not handles.config.enabled:
+        return out
+    errors: list[str] = []
+    try:
+        out.update(ray.get(handles.registry.status.remote(), timeout=10))
+    except Exception as exc:
+        errors.append(f"registry: {_first_line(exc)}")
+    try:
+        out.update(ray.get(handles.front.status.remote(), timeout=10))
+    except Exception as exc:
+        errors.append(f"front: {_first_line(exc)}")
+        out.update({"listening": False, "port": handles.port})
+    out["errors"] = errors
+    return out
+
+
+async def status_ieee2030_5_async(handles: Ieee2030_5Handles) -> dict[str, Any]:
+    """``status_ieee2030_5`` for async callers (a Ray Serve deployment): awaits the actors
+    instead of blocking on ``ray.get``; each actor gets 10 s to answer."""
+    out: dict[str, Any] = {"enabled": handles.config.enabled, "host": handles.config.host}
+    if not handles.config.enabled:
+        return out
+    errors: list[str] = []
+    for name, actor in (("registry", handles.registry), ("front", handles.front)):
+        try:
+            if isinstance(actor, str):  # a Ray Serve application (serve_front)
+                out.update(await asyncio.to_thread(_serve_front_status, handles))
+            else:
+                out.update(await asyncio.wait_for(actor.status.remote(), timeout=10))
+        except Exception as exc:
+            errors.append(f"{name}: {_first_line(exc)}")
+            if name == "front":
+                out.update({"listening": False, "port": handles.port})
+    out["errors"] = errors
+    return out
+
+
+def _serve_front_status(handles: Ieee2030_5Handles) -> dict[str, Any]:
+    from gtx_ray.ieee2030_5.server.serve_front import serve_front_status
+
+    front = serve_front_status(handles.front)
+    return {
+        "front": "ray_serve",
+        "replicas": front["replicas"],
+        "serve_status": front["status"],
+        "listening": front["replicas"] > 0,
+        "port": handles.port,
+    }
+
+
+def stop_ieee2030_5(handles: Ieee2030_5Handles, keep_registry: bool = False) -> None:
+    """Stop the front (closing its port) and, unless ``keep_registry``, the registry."""
+    if isinstance(handles.front, str):  # a Ray Serve application (serve_front)
+        from gtx_ray.ieee2030_5.server.serve_front import stop_ieee2030_5_serve
+
+        stop_ieee2030_5_serve(handles, keep_registry)
+        return
+    if handles.front is not None:
+        _stop_front(handles.front)
+    if handles.registry is not None and not keep_registry:
+        ray.kill(handles.registry, no_restart=True)
+
+
+def _stop_front(front: Any) -> None:
+    try:
+        ray.get(front.stop.remote(), timeout=30)
+    except Exception as exc:
+        log.warning("IEEE 2030.5 front did not stop cleanly: %s", _first_line(exc))
+    ray.kill(front, no_restart=True)
+    # A killed named actor frees its name asynchronously: wait until it is gone.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(FRONT_NAME)
+        except ValueError:
+            return
+        time.sleep(0.05)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    for line in reversed(text):
+        if line.strip():
+            return line.strip()[:300]
+    return type(exc).__name__
