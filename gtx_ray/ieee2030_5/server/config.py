@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gtx_ray.errors import ConfigError
+from gtx_ray.ieee2030_5.events import TimeOfUseRates
 from gtx_ray.ieee2030_5.identity import is_valid_pin, normalise_lfdi
 from gtx_ray.ieee2030_5.server.budget import total_budget_bytes
 from gtx_ray.ieee2030_5.server.registry import Registry, RegistryLimits, RegistryPolicy
@@ -47,6 +48,8 @@ class Ieee2030_5Config:
     memory only. state_synchronous: SQLite's ``synchronous`` for it, "NORMAL" (an acknowledged
     request survives a crash of any process) or "FULL" (also a power cut; slower).
     reuse_port: bind with SO_REUSEPORT, so several fronts (Serve replicas) share one port.
+    tariff: the time-of-use tariff the server publishes (TariffProfile) until an operator
+    changes it; None publishes none.
     """
 
     enabled: bool = True
@@ -78,6 +81,7 @@ class Ieee2030_5Config:
     state_path: Path | None = None
     state_synchronous: str = "NORMAL"
     reuse_port: bool = False
+    tariff: TimeOfUseRates | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -176,6 +180,8 @@ def build_registry(
     for lfdi in config.allowlist:
         if registry.device_by_lfdi(lfdi) is None:
             registry.add_device(lfdi, now)
+    if config.tariff is not None and not registry.pricing.rates:
+        registry.pricing.add(config.tariff)
     if store is not None:
         store.flush(registry)
     return registry

@@ -16,7 +16,16 @@ from typing import Any
 
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.server.errors import InternalError, ResourceError
-from gtx_ray.ieee2030_5.server.managers import dcap, edev, metering, mirror
+from gtx_ray.ieee2030_5.server.managers import (
+    dcap,
+    drlc,
+    edev,
+    messaging,
+    metering,
+    mirror,
+    pricing,
+    response,
+)
 from gtx_ray.ieee2030_5.server.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -47,6 +56,28 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "metering.get_rs": metering.get_reading_set,
     "metering.list_r": metering.list_readings,
     "metering.get_r": metering.get_reading,
+    "drlc.list": drlc.list_programs,
+    "drlc.get": drlc.get_program,
+    "drlc.list_edc": drlc.list_events,
+    "drlc.list_active": drlc.list_active_events,
+    "drlc.get_edc": drlc.get_event,
+    "pricing.list": pricing.list_profiles,
+    "pricing.get": pricing.get_profile,
+    "pricing.list_rc": pricing.list_rate_components,
+    "pricing.get_rc": pricing.get_rate_component,
+    "pricing.list_tti": pricing.list_intervals,
+    "pricing.list_active": pricing.list_active_intervals,
+    "pricing.get_tti": pricing.get_interval,
+    "msg.list": messaging.list_programs,
+    "msg.get": messaging.get_program,
+    "msg.list_txt": messaging.list_messages,
+    "msg.list_active": messaging.list_active_messages,
+    "msg.get_txt": messaging.get_message,
+    "rsp.list_sets": response.list_sets,
+    "rsp.get_set": response.get_set,
+    "rsp.list": response.list_responses,
+    "rsp.get": response.get_response,
+    "rsp.post": response.post_response,
 }
 
 

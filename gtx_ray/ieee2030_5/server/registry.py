@@ -33,7 +33,11 @@ from gtx_ray.ieee2030_5.server.budget import (
     DeviceBudget,
     set_bytes,
 )
+from gtx_ray.ieee2030_5.server.drlc import DemandResponseBook
 from gtx_ray.ieee2030_5.server.errors import LimitReached
+from gtx_ray.ieee2030_5.server.messaging import MessageBook
+from gtx_ray.ieee2030_5.server.pricing import TariffBook
+from gtx_ray.ieee2030_5.server.responses import ResponseBook
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,12 @@ class Registry:
         self.bytes_held = 0  # estimated, over every device's budget
         self._next_token = 1
         self.changes = Changes.ignored()  # ``track_changes`` when a store writes them through
+        # The event function sets keep their own state (one module each); the store writes
+        # them through with the rest.
+        self.drlc = DemandResponseBook()
+        self.pricing = TariffBook(self.policy.tz_offset)
+        self.messaging = MessageBook()
+        self.responses = ResponseBook()
 
     def track_changes(self) -> None:
         """Record what changes from now on in ``changes`` (for ``store.RegistryStore``)."""

@@ -32,14 +32,14 @@ from gtx_ray.ieee2030_5.server.backend import BatchingBackend
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
 from gtx_ray.ieee2030_5.server.dispatch import OPERATIONS, Op, execute
 from gtx_ray.ieee2030_5.server.errors import Unavailable
-from gtx_ray.ieee2030_5.server.managers import admin
+from gtx_ray.ieee2030_5.server.managers import admin, admin_events
 from gtx_ray.ieee2030_5.server.store import RegistryStore
 from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
 
 log = logging.getLogger(__name__)
 
 REGISTRY_NAME = "ieee2030_5_registry"
-RETRY_SAFE = frozenset(OPERATIONS) - {"edev.register", "mirror.delete"}
+RETRY_SAFE = frozenset(OPERATIONS) - {"edev.register", "mirror.delete", "rsp.post"}
 """Operations that give the same state and answer when run twice: every read, PUT of
 DeviceInformation, and mirror posts (a reading set or single reading with the same mRID or
 start replaces the stored one; a repeated POST /mup answers 204 instead of 201)."""
@@ -57,6 +57,23 @@ ADMIN_ACTIONS = {
     "remove_device": admin.remove_device,
     "clear_mirrors": admin.clear_mirrors,
     "set_rates": admin.set_rates,
+    **{
+        name: getattr(admin_events, name)
+        for name in (
+            "create_dr_event",
+            "cancel_dr_event",
+            "list_dr_events",
+            "get_dr_event",
+            "add_tariff",
+            "list_tariffs",
+            "remove_tariff",
+            "tariff_intervals",
+            "create_message",
+            "cancel_message",
+            "list_messages",
+            "list_responses",
+        )
+    },
 }
 
 

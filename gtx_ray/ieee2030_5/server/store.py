@@ -32,6 +32,12 @@ from gtx_ray.ieee2030_5.server.budget import (
 from gtx_ray.ieee2030_5.server.registry import Registry, _Device, _MeterReading, _Mirror
 
 SCHEMA_VERSION = 1
+BOOK_STATE = {
+    "drlc": ("programs", "events", "next_id"),
+    "pricing": ("rates",),
+    "messaging": ("programs", "messages", "next_id"),
+}
+"""The attributes of each event book the store keeps (responses have their own table)."""
 SYNCHRONOUS = ("NORMAL", "FULL")
 
 _SCHEMA = """
@@ -41,6 +47,9 @@ CREATE TABLE IF NOT EXISTS mirrors (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meter_readings (
     mirror_id INTEGER NOT NULL, mrid BLOB NOT NULL, rid INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (mirror_id, mrid));
+CREATE TABLE IF NOT EXISTS books (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS responses (
+    set_id INTEGER NOT NULL, id INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (set_id, id));
 CREATE TABLE IF NOT EXISTS reading_sets (
     mirror_id INTEGER NOT NULL, mrid BLOB NOT NULL, set_mrid BLOB NOT NULL,
     set_id INTEGER NOT NULL, token INTEGER NOT NULL, data BLOB NOT NULL,
@@ -102,6 +111,7 @@ class RegistryStore:
         db = self._db
         registry.track_changes()
         meta = {k: pickle.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+        self._load_books(registry)
         if "counters" not in meta:
             return False
         r = registry
@@ -148,18 +158,56 @@ class RegistryStore:
         r.changes.clear()
         return True
 
+    def _load_books(self, registry: Registry) -> None:
+        """The event function sets' state (demand response, pricing, messaging, responses)."""
+        for name, data in self._db.execute("SELECT name, data FROM books"):
+            book = getattr(registry, name)
+            for attr, value in pickle.loads(data).items():
+                setattr(book, attr, value)
+        for (data,) in self._db.execute("SELECT data FROM responses ORDER BY set_id, id"):
+            registry.responses.put(pickle.loads(data))
+
+    def _flush_books(self, registry: Registry) -> bool:
+        """Write the changed event books and new or dropped responses (inside a transaction)."""
+        db = self._db
+        wrote = False
+        for name, attrs in BOOK_STATE.items():
+            book = getattr(registry, name)
+            if book.changed:
+                state = {a: getattr(book, a) for a in attrs}
+                db.execute("INSERT OR REPLACE INTO books VALUES (?, ?)", (name, _blob(state)))
+                wrote = True
+        responses = registry.responses
+        for r in responses.new:
+            db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (r.set_id, r.id, _blob(r))
+            )
+        for key in responses.dropped:
+            db.execute("DELETE FROM responses WHERE set_id=? AND id=?", key)
+        return wrote or bool(responses.new or responses.dropped)
+
+    @staticmethod
+    def _books_written(registry: Registry) -> None:
+        for name in BOOK_STATE:
+            getattr(registry, name).changed = False
+        registry.responses.new.clear()
+        registry.responses.dropped.clear()
+
     # --- writing -----------------------------------------------------------------------
     def flush(self, registry: Registry) -> bool:
         """Write everything ``registry.changes`` names, in one committed transaction; False
         when there was nothing to write. On an error nothing of it is committed (the caller
         must not acknowledge the operations: the registry's memory is then ahead of the file)."""
         ch = registry.changes
-        if not ch:
+        books = registry.responses.new or registry.responses.dropped
+        books = books or any(getattr(registry, name).changed for name in BOOK_STATE)
+        if not ch and not books:
             return False
         r = registry
         db = self._db
         db.execute("BEGIN")
         try:
+            self._flush_books(registry)
             for device_id in ch.devices:
                 device = r._devices.get(device_id)
                 if device is None:
@@ -222,6 +270,7 @@ class RegistryStore:
                 db.execute("ROLLBACK")
             raise
         ch.clear()
+        self._books_written(registry)
         self.flushes += 1
         return True
 

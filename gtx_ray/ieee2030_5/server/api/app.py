@@ -17,7 +17,16 @@ from aiohttp import web
 
 from gtx_ray.ieee2030_5.codec import REASON_RESOURCE_LIMIT, XmlError
 from gtx_ray.ieee2030_5.elements import render_error
-from gtx_ray.ieee2030_5.server.api import dcap, edev, metering, mirror
+from gtx_ray.ieee2030_5.server.api import (
+    dcap,
+    drlc,
+    edev,
+    messaging,
+    metering,
+    mirror,
+    pricing,
+    response,
+)
 from gtx_ray.ieee2030_5.server.api.common import BACKEND, PEERS, SETTINGS, ApiSettings
 from gtx_ray.ieee2030_5.server.backend import Backend
 from gtx_ray.ieee2030_5.server.errors import ResourceError
@@ -124,6 +133,6 @@ def create_app(backend: Backend, settings: ApiSettings, peers: PeerGate) -> web.
     app[SETTINGS] = settings
     app[PEERS] = peers
     app[STATS] = ServerStats()
-    for module in (dcap, edev, mirror, metering):
+    for module in (dcap, edev, mirror, metering, drlc, pricing, messaging, response):
         app.add_routes(module.routes())
     return app

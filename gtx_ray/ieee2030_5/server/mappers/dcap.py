@@ -11,6 +11,10 @@ TIME_QUALITY = 4
 
 def render_device_capability(v: DeviceCapabilityView) -> bytes:
     doc = root("DeviceCapability", "/dcap", pollRate=v.poll_rate)
+    link(doc, "DemandResponseProgramListLink", "/dr")
+    link(doc, "MessagingProgramListLink", "/msg")
+    link(doc, "ResponseSetListLink", "/rsps")
+    link(doc, "TariffProfileListLink", "/tp")
     link(doc, "TimeLink", "/tm")
     link(doc, "UsagePointListLink", "/upt", v.usage_points)
     link(doc, "EndDeviceListLink", "/edev", v.end_devices)

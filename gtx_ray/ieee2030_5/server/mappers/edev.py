@@ -129,9 +129,14 @@ def _fsa_mrid(device_id: int, fsa_id: int) -> str:
 
 
 def _fill_fsa(el: etree._Element, device_id: int, fsa_id: int) -> None:
+    """The function sets a device uses: every device gets the campus programs."""
+    link(el, "DemandResponseProgramListLink", "/dr")
+    link(el, "MessagingProgramListLink", "/msg")
+    link(el, "ResponseSetListLink", "/rsps")
+    link(el, "TariffProfileListLink", "/tp")
     link(el, "TimeLink", "/tm")
     leaf(el, "mRID", _fsa_mrid(device_id, fsa_id))
-    leaf(el, "description", "gtx_ray metering")
+    leaf(el, "description", "gtx_ray campus")
 
 
 def render_fsa(device_id: int, fsa_id: int) -> bytes:
