@@ -113,8 +113,8 @@ def _client_proc(
 
     logging.basicConfig(level=logging.WARNING)
     from gtx_ray.fleet import generate_fleet, load_campus
-    from gtx_ray.ieee2030_5.client import ClientSettings
-    from gtx_ray.ieee2030_5.fleet_client import MeterClients
+    from gtx_ray.ieee2030_5.client.fleet import MeterClients
+    from gtx_ray.ieee2030_5.client.settings import ClientSettings
     from gtx_ray.model.meters import MeterModel
 
     campus = load_campus(CAMPUS_CONFIG)

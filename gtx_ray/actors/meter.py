@@ -66,7 +66,7 @@ class MeterActor:
         self._model = MeterModel(meters, campus, seed, interval_s)
         self._clients = None
         if clients is not None:
-            from gtx_ray.ieee2030_5.fleet_client import MeterClients
+            from gtx_ray.ieee2030_5.client.fleet import MeterClients
 
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
             self._clients = MeterClients(

@@ -4,7 +4,8 @@ Shared by both sides: ``codec`` (safe XML parsing, typed field readers, the elem
 ``elements`` (elements several documents share: Error, ReadingType, Reading, time periods),
 ``models`` (value types), ``identity`` (LFDI/SFDI), ``tls`` (the mutual-TLS contexts) and
 ``pki`` (certificates). ``server`` is the built-in server (routes, resource logic, documents,
-registry and its store, TLS fronts); ``client`` and ``fleet_client`` are the meters' side.
+registry and its store, TLS fronts); ``client`` is the meters' side (one module per job; its
+``fleet`` runs the clients of a meter actor).
 
 Import what you need from the modules: this package imports nothing heavy on its own.
 """

@@ -12,24 +12,25 @@ from lxml import etree
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import MeterArrays
-from gtx_ray.ieee2030_5.client import (
-    INT48_MAX,
-    POWER_OF_TEN,
-    QUANTITIES,
-    QUANTITY_KEYS,
-    dcap_url,
+from gtx_ray.ieee2030_5.client.documents import (
     end_device_document,
-    from_wire,
     meter_reading_mrid,
     mirror_mrid,
     mirror_usage_point_document,
     reading_set_mrid,
     readings_document,
+)
+from gtx_ray.ieee2030_5.client.quantities import (
+    POWER_OF_TEN,
+    QUANTITIES,
+    QUANTITY_KEYS,
+    from_wire,
     si_values,
     to_wire,
     wire_values,
 )
-from gtx_ray.ieee2030_5.codec import parse_document
+from gtx_ray.ieee2030_5.client.settings import dcap_url
+from gtx_ray.ieee2030_5.codec import INT48_MAX, parse_document
 from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.server.mappers.edev import parse_end_device
 from gtx_ray.ieee2030_5.server.mappers.mirror import parse_meter_readings, parse_mirror_usage_point

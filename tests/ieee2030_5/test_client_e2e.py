@@ -21,16 +21,16 @@ import pytest
 from lxml import etree
 
 from gtx_ray.fleet import MeterArrays
-from gtx_ray.ieee2030_5.client import (
+from gtx_ray.ieee2030_5.client.documents import meter_reading_mrid
+from gtx_ray.ieee2030_5.client.fleet import MeterClients
+from gtx_ray.ieee2030_5.client.quantities import (
     QUANTITIES,
     QUANTITY_KEYS,
-    ClientSettings,
     from_wire,
-    meter_reading_mrid,
     si_values,
     wire_values,
 )
-from gtx_ray.ieee2030_5.fleet_client import MeterClients
+from gtx_ray.ieee2030_5.client.settings import ClientSettings
 from gtx_ray.ieee2030_5.pki import CertsLayout, init_certs
 from gtx_ray.ieee2030_5.pki.cli import certs_main
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gtx_ray.fleet import MeterArrays
-from gtx_ray.ieee2030_5.client import QUANTITIES
+from gtx_ray.ieee2030_5.client.quantities import QUANTITIES
 from gtx_ray.ieee2030_5.pki import init_certs
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.server.service import start_ieee2030_5, status_ieee2030_5, stop_ieee2030_5
@@ -29,8 +29,8 @@ def test_actor_clients_mirror_to_the_ray_service(ray_runtime, tmp_path, campus):
     @ray.remote(num_cpus=0)
     class Meters:  # the shape of a meter actor: plain synchronous methods
         def __init__(self, certs_dir: str, meter_ids: list[str], url: str) -> None:
-            from gtx_ray.ieee2030_5.client import ClientSettings
-            from gtx_ray.ieee2030_5.fleet_client import MeterClients
+            from gtx_ray.ieee2030_5.client.fleet import MeterClients
+            from gtx_ray.ieee2030_5.client.settings import ClientSettings
 
             settings = ClientSettings(backoff_base_s=0.05, backoff_cap_s=0.5)
             self.clients = MeterClients(

@@ -58,13 +58,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gtx_ray.errors import ConfigError
-from gtx_ray.ieee2030_5.client import (
-    ClientSettings,
-    MeterClient,
-    dcap_url,
-    load_meter_client,
-    wire_values,
-)
+from gtx_ray.ieee2030_5.client.meter_client import MeterClient, load_meter_client
+from gtx_ray.ieee2030_5.client.quantities import wire_values
+from gtx_ray.ieee2030_5.client.settings import ClientSettings, dcap_url
 from gtx_ray.ieee2030_5.identity import is_valid_pin
 
 log = logging.getLogger(__name__)
@@ -192,7 +188,7 @@ class MeterClients:
             keepalive_timeout=s.keepalive_s,
             ttl_dns_cache=300,
         )
-        session = aiohttp.ClientSession(
+        http = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(
                 total=s.request_timeout_s, sock_connect=s.connect_timeout_s
@@ -203,7 +199,7 @@ class MeterClients:
         self._stop_event = asyncio.Event()
         slots = asyncio.Semaphore(self._max_discoveries)
         tasks = [
-            asyncio.create_task(c.run(session, slots), name=f"2030.5 {c.meter_id}")
+            asyncio.create_task(c.run(http, slots), name=f"2030.5 {c.meter_id}")
             for c in self.clients
         ]
         self._started.set()
@@ -217,7 +213,7 @@ class MeterClients:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             with contextlib.suppress(TimeoutError):  # bounded even on a starved machine
-                await asyncio.wait_for(session.close(), CLOSE_TIMEOUT_S)
+                await asyncio.wait_for(http.close(), CLOSE_TIMEOUT_S)
             await asyncio.sleep(0)  # let SSL transports close
 
     def stop(self, timeout_s: float = 10.0) -> list[dict[str, Any]]:
