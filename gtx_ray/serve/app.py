@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gtx_ray.actors.clock import CommandExpired
 from gtx_ray.serve import views
+from gtx_ray.serve.events_routes import add_event_routes
 from gtx_ray.serve.history import (
     TOTALS_SCHEMA,
     influx_history,
@@ -502,9 +503,10 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
             rows[offset : offset + limit], headers={"X-Total-Count": str(len(rows))}
         )
 
-    async def admin(request: Request, action: str, **kwargs: Any) -> JSONResponse:
-        """Run an IEEE 2030.5 registry admin action; map refusals to 4xx."""
-        refused = _refusal(ctx, request)
+    async def admin(request: Request | None, action: str, **kwargs: Any) -> JSONResponse:
+        """Run an IEEE 2030.5 registry admin action; map refusals to 4xx. ``request`` None:
+        a public read, not guarded."""
+        refused = _refusal(ctx, request) if request is not None else None
         if refused is not None:
             return refused
         if ctx.ieee2030_5 is None or ctx.ieee2030_5.registry is None:
@@ -529,6 +531,19 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
                 return error(503, f"the IEEE 2030.5 registry is not running: {type(exc).__name__}")
             raise
         return JSONResponse({"result": result})
+
+    def devices_index() -> dict[str, dict] | None:
+        from gtx_ray.errors import ConfigError
+        from gtx_ray.ieee2030_5.pki import load_devices_index
+
+        if ctx.ieee2030_5 is None:
+            return None
+        try:
+            return load_devices_index(ctx.ieee2030_5.config.certs_dir)
+        except ConfigError:
+            return None
+
+    add_event_routes(app, admin, parse_time, devices_index, error, ADMIN_ERRORS)
 
     @app.get("/api/ieee2030_5/admin/devices", responses=ADMIN_ERRORS)
     async def admin_devices(request: Request) -> JSONResponse:

@@ -165,9 +165,7 @@ class DemandResponseBook:
         )
         existing = self.by_mrid(event.mrid)
         if existing is not None:
-            if replace(existing, id=event_id, superseded_s=None) == replace(
-                event, superseded_s=None
-            ):
+            if _definition(existing) == _definition(event):
                 return existing  # the same event again (a scenario replayed): nothing changes
             raise Conflict(f"an event with mRID {event.mrid:032X} exists with other content")
         self.next_id += 1
@@ -204,6 +202,11 @@ class DemandResponseBook:
             ended = sorted((e for e in events if e.end <= now), key=lambda e: e.end)
             for e in ended[:excess]:
                 del self.events[e.id]
+
+
+def _definition(e: EndDeviceControl) -> EndDeviceControl:
+    """What an operator defined: without the id and what happened to it since."""
+    return replace(e, id=0, cancelled_s=None, cancel_randomized=False, superseded_s=None)
 
 
 def _supersedes(new: EndDeviceControl, old: EndDeviceControl) -> bool:

@@ -13,9 +13,9 @@
     today: "api/campus/today",
     clock: "api/simulation",
     ieee: "api/ieee2030_5/status",
-    // Not served yet: a 404 shows "none". Whatever JSON they answer with is summarised.
-    dr: "api/dr/active",
-    price: "api/price/current",
+    // Answered by the built-in 2030.5 server's registry (503 when it is not running).
+    dr: "api/ieee2030_5/dr/events?active=true",
+    price: "api/ieee2030_5/tariff",
   };
   const SVG_NS = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
@@ -446,6 +446,40 @@
     return parts.length ? parts.join(", ") : "none";
   }
 
+  // Active demand-response events: "20 % cut, 14:00–15:00 (2 meters)"; none: "none".
+  function describeEvents(events) {
+    if (!events.length) return "none";
+    return events
+      .map((e) => {
+        const cut = e.reduction_pct != null ? `${fmt(e.reduction_pct, 0)} % cut`
+          : e.reduction_kw != null ? `${fmt(e.reduction_kw, 0)} kW cut`
+          : e.duty_cycle_pct != null ? `cooling duty cycle ${fmt(e.duty_cycle_pct, 0)} %`
+          : `cooling +${fmt(e.cooling_offset_c, 0)} °C`;
+        const reach = e.targets ? `${e.targets.length} meter${e.targets.length === 1 ? "" : "s"}` : "all meters";
+        return `${cut} until ${localTime(e.end)} (${reach})`;
+      })
+      .join("; ");
+  }
+
+  // The tariff in force: "4.58 THB/kWh on-peak 09:00–22:00, 3.00 off-peak".
+  function describeTariff(body) {
+    const t = body && body.in_force;
+    if (!t) return "none";
+    const hour = (h) => `${String(Math.floor(h)).padStart(2, "0")}:${String(Math.round((h % 1) * 60)).padStart(2, "0")}`;
+    const on = t.on_peak_thb_per_kwh + t.ft_thb_per_kwh;
+    const off = t.off_peak_thb_per_kwh + t.ft_thb_per_kwh;
+    return `${fmt(on, 2)} THB/kWh on-peak ${hour(t.on_peak_start_hour)}–${hour(t.on_peak_end_hour)} weekdays, ${fmt(off, 2)} off-peak`;
+  }
+
+  function renderManaged(el, result, describe) {
+    if (result.status === 200 && result.body && "result" in result.body) {
+      setText(el, describe(result.body.result));
+      el.dataset.status = "200";
+    } else {
+      renderOptional(el, result);
+    }
+  }
+
   function renderOptional(el, result) {
     let text;
     if (result.status === 404 || result.status === 204) text = "none";
@@ -478,8 +512,8 @@
     }
     if (got.clock) renderClock(got.clock);
     if (got.ieee) renderIeee(got.ieee);
-    if (got.dr) renderOptional($("dr-event"), got.dr);
-    if (got.price) renderOptional($("price"), got.price);
+    if (got.dr) renderManaged($("dr-event"), got.dr, describeEvents);
+    if (got.price) renderManaged($("price"), got.price, describeTariff);
 
     const banner = $("banner");
     banner.hidden = failures.length === 0;

@@ -1,0 +1,248 @@
+"""Scenario files (``--scenario FILE``): the demand-response events, tariff changes and campus
+notices of a run, as data. A run is a pure function of (seed, config, scenario): the events
+reach the meter model directly as time-stamped inputs (so a backfill sheds exactly as a real
+time run does) and are published on the built-in IEEE 2030.5 server under stable mRIDs (so
+2030.5 clients, the meters included, see the same events; a meter that learns one over 2030.5
+recognises it by its mRID and does not apply it twice).
+
+A file is JSON::
+
+    {"description": "...",
+     "dr_events": [{"start": "2025-03-03T14:00:00+07:00", "duration_s": 3600,
+                    "reduction_pct": 20, "targets": ["AMI_METER_UTCC_017"],
+                    "randomize_start_s": 300, "repeat": {"every_days": 7, "count": 52}}],
+     "tariffs": [{"effective_from": "2025-06-01T00:00:00+07:00", "on_peak_start_hour": 13,
+                  "on_peak_end_hour": 20, "on_peak_thb_per_kwh": 5.2, "off_peak_thb_per_kwh": 2.4}],
+     "messages": [{"start": "...", "duration_s": 7200, "text": "...", "priority": 2}]}
+
+Times are RFC 3339 (an offset is required) or epoch seconds; durations seconds; prices THB/kWh.
+A wrong file fails with ``ConfigError`` naming the file and the field (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gtx_ray.errors import ConfigError
+from gtx_ray.ieee2030_5.events import CATEGORY_MANAGED_CI_LOADS, event_mrid, mrid_hex
+
+MAX_EVENTS = 10_000
+"""Most DR events a scenario may expand to (repeats included)."""
+
+
+def _epoch(value: int | str, name: str) -> int:
+    if isinstance(value, int):
+        if not 0 <= value < 253_402_300_800:
+            raise ValueError(f"{name} {value} is not an epoch time in seconds (1970-9999)")
+        return value
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} {value!r} needs a UTC offset (e.g. +07:00 or Z)")
+    return int(moment.timestamp())
+
+
+class Repeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    every_days: int = Field(ge=1, le=366)
+    count: int = Field(ge=1, le=MAX_EVENTS)
+
+
+class DrEventSpec(BaseModel):
+    """One load-control event (or a series with ``repeat``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: int | str
+    duration_s: int = Field(ge=60, le=86_400)
+    reduction_pct: float | None = Field(None, gt=0, le=100)
+    reduction_kw: int | None = Field(None, gt=0, le=65_535)
+    duty_cycle_pct: int | None = Field(None, ge=0, le=100)
+    cooling_offset_c: int | None = Field(None, ge=1, le=10)
+    targets: list[str] | None = Field(None, min_length=1)
+    device_category: int = Field(CATEGORY_MANAGED_CI_LOADS, gt=0, lt=2**32)
+    randomize_start_s: int = Field(0, ge=-3600, le=3600)
+    randomize_duration_s: int = Field(0, ge=-3600, le=3600)
+    description: str = Field("", max_length=32)
+    repeat: Repeat | None = None
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: int | str) -> int:
+        return _epoch(value, "start")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DrEventSpec:
+        forms = (self.reduction_pct, self.reduction_kw, self.duty_cycle_pct, self.cooling_offset_c)
+        if all(f is None for f in forms):
+            raise ValueError(
+                "needs a load-shed form: reduction_pct, reduction_kw, duty_cycle_pct or "
+                "cooling_offset_c"
+            )
+        return self
+
+
+class TariffSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    effective_from: int | str
+    on_peak_start_hour: float = Field(ge=0, lt=24)
+    on_peak_end_hour: float = Field(gt=0, le=24)
+    on_peak_thb_per_kwh: float = Field(ge=-100, le=100)
+    off_peak_thb_per_kwh: float = Field(ge=-100, le=100)
+    ft_thb_per_kwh: float | None = Field(None, ge=-100, le=100)
+    export_thb_per_kwh: float | None = Field(None, ge=0, le=100)
+    name: str = Field("scenario tariff", min_length=1, max_length=20)
+
+    @field_validator("effective_from")
+    @classmethod
+    def _from(cls, value: int | str) -> int:
+        return _epoch(value, "effective_from")
+
+    @model_validator(mode="after")
+    def _window(self) -> TariffSpec:
+        if self.on_peak_start_hour >= self.on_peak_end_hour:
+            raise ValueError("on_peak_start_hour must be before on_peak_end_hour")
+        return self
+
+
+class MessageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: int | str
+    duration_s: int = Field(ge=1, le=366 * 86_400)
+    text: str = Field(min_length=1, max_length=1000)
+    priority: int = Field(1, ge=0, le=3)
+    originator: str | None = Field(None, max_length=20)
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: int | str) -> int:
+        return _epoch(value, "start")
+
+
+class ScenarioFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    dr_events: list[DrEventSpec] = Field(default_factory=list)
+    tariffs: list[TariffSpec] = Field(default_factory=list)
+    messages: list[MessageSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScenarioEvent:
+    """One occurrence of a scenario DR event: its stable mRID (hex) and its parameters."""
+
+    mrid: str
+    start: int
+    spec: DrEventSpec
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: events expanded (repeats), tariffs sorted by effective_from."""
+
+    description: str
+    events: tuple[ScenarioEvent, ...]
+    tariffs: tuple[TariffSpec, ...]
+    messages: tuple[MessageSpec, ...]
+
+    @staticmethod
+    def empty() -> Scenario:
+        return Scenario("", (), (), ())
+
+
+def _field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_scenario(data: object, source: str = "scenario") -> Scenario:
+    """A Scenario from parsed JSON; ConfigError naming ``source`` and the field."""
+    try:
+        parsed = ScenarioFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _field_path(tuple(p for p in first["loc"] if p not in ("function-after",)))
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {where or 'file'}: {message}{more}") from None
+    events = []
+    for i, spec in enumerate(parsed.dr_events):
+        repeat = spec.repeat or Repeat(every_days=1, count=1)
+        for k in range(repeat.count):
+            start = int(spec.start) + k * repeat.every_days * 86_400
+            events.append(ScenarioEvent(mrid_hex(event_mrid("scenario", i, k, start)), start, spec))
+    if len(events) > MAX_EVENTS:
+        raise ConfigError(f"{source}: dr_events expand to {len(events)} events, over {MAX_EVENTS}")
+    tariffs = tuple(sorted(parsed.tariffs, key=lambda t: int(t.effective_from)))
+    starts = [int(t.effective_from) for t in tariffs]
+    if len(set(starts)) != len(starts):
+        raise ConfigError(f"{source}: tariffs: two tariff changes share an effective_from")
+    return Scenario(parsed.description, tuple(events), tariffs, tuple(parsed.messages))
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a scenario file; ConfigError (exit 2) for anything wrong."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--scenario {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--scenario {path}: unreadable ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--scenario {path}: not JSON ({exc})") from None
+    return parse_scenario(data, f"--scenario {path}")
+
+
+def server_actions(
+    scenario: Scenario, lfdi_of: dict[str, str]
+) -> list[tuple[str, dict[str, object]]]:
+    """The admin actions that publish ``scenario`` on the built-in IEEE 2030.5 server:
+    (action, keyword arguments) in order. ``lfdi_of``: meter id → LFDI (devices.json).
+    Events keep their scenario mRIDs and a creation time one day before they start, so
+    publishing again (a restart on the same state file) changes nothing."""
+    actions: list[tuple[str, dict[str, object]]] = []
+    for t in scenario.tariffs:
+        fields = t.model_dump(exclude_none=True)
+        fields["effective_from"] = int(t.effective_from)
+        actions.append(("add_tariff", fields))
+    for e in scenario.events:
+        spec = e.spec
+        targets = None
+        if spec.targets is not None:
+            missing = [m for m in spec.targets if m not in lfdi_of]
+            if missing:
+                raise ConfigError(
+                    f"scenario: dr_events targets {missing[:3]} are not meters of this run"
+                )
+            targets = [lfdi_of[m] for m in spec.targets]
+        fields = spec.model_dump(exclude={"start", "targets", "repeat"}, exclude_none=True)
+        actions.append(
+            (
+                "create_dr_event",
+                {
+                    **fields,
+                    "start": e.start,
+                    "targets": targets,
+                    "mrid": e.mrid,
+                    "creation_time": e.start - 86_400,
+                },
+            )
+        )
+    for m in scenario.messages:
+        fields = m.model_dump(exclude={"start"}, exclude_none=True)
+        actions.append(("create_message", {**fields, "start": int(m.start)}))
+    return actions

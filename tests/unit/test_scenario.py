@@ -1,0 +1,80 @@
+"""Scenario files: validation names the field, repeats expand with stable mRIDs, and the
+admin actions that publish a scenario are the same every time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gtx_ray.errors import ConfigError
+from gtx_ray.scenario import load_scenario, parse_scenario, server_actions
+
+MONDAY_14H = "2025-03-03T14:00:00+07:00"
+
+
+def _event(**extra):
+    return {"start": MONDAY_14H, "duration_s": 3600, "reduction_pct": 20, **extra}
+
+
+def test_weekly_event_expands_to_52_with_stable_distinct_mrids():
+    scenario = parse_scenario({"dr_events": [_event(repeat={"every_days": 7, "count": 52})]})
+    starts = [e.start for e in scenario.events]
+    assert len(starts) == 52
+    assert starts[1] - starts[0] == 7 * 86_400
+    assert len({e.mrid for e in scenario.events}) == 52
+    again = parse_scenario({"dr_events": [_event(repeat={"every_days": 7, "count": 52})]})
+    assert [e.mrid for e in again.events] == [e.mrid for e in scenario.events]
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"dr_events": [_event(duration_s=0)]}, "dr_events[0].duration_s"),
+        ({"dr_events": [{"start": MONDAY_14H, "duration_s": 600}]}, "load-shed form"),
+        ({"dr_events": [_event(start="2025-03-03T14:00:00")]}, "UTC offset"),
+        ({"dr_events": [_event(randomize_start_s=7200)]}, "randomize_start_s"),
+        ({"dr_events": [_event(colour="red")]}, "colour"),
+        (
+            {
+                "tariffs": [
+                    {
+                        "effective_from": 0,
+                        "on_peak_start_hour": 20,
+                        "on_peak_end_hour": 9,
+                        "on_peak_thb_per_kwh": 4,
+                        "off_peak_thb_per_kwh": 2,
+                    }
+                ]
+            },
+            "on_peak_start_hour must be before",
+        ),
+        ({"messages": [{"start": 0, "duration_s": 60, "text": ""}]}, "messages[0].text"),
+    ],
+)
+def test_bad_scenarios_name_the_field(data, words):
+    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        parse_scenario(data, "s.json")
+
+
+def test_load_scenario_reports_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_scenario(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not JSON"):
+        load_scenario(bad)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"dr_events": [_event()]}))
+    assert len(load_scenario(good).events) == 1
+
+
+def test_server_actions_resolve_targets_and_refuse_unknown_meters():
+    scenario = parse_scenario({"dr_events": [_event(targets=["M1"])]})
+    ((action, kwargs),) = server_actions(scenario, {"M1": "AB" * 20})
+    assert action == "create_dr_event"
+    assert kwargs["targets"] == ["AB" * 20]
+    assert kwargs["mrid"] == scenario.events[0].mrid
+    assert kwargs["creation_time"] == scenario.events[0].start - 86_400
+    with pytest.raises(ConfigError, match="not meters of this run"):
+        server_actions(scenario, {})
