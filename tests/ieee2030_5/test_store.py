@@ -189,3 +189,46 @@ def test_where_the_cli_keeps_the_state(tmp_path):
     a_file.write_text("x")
     with pytest.raises(ConfigError, match=r"--ieee2030-5-state-dir .* is not a directory"):
         settings("--ieee2030-5-state-dir", str(a_file))
+
+
+def test_events_tariffs_messages_and_responses_survive_a_reload(tmp_path):
+    """The event function sets are written through with the rest: a registry loaded from
+    the file has the same events (with their statuses), tariff history, notices and
+    Responses, and new ids continue after the old ones."""
+    from gtx_ray.ieee2030_5.events import TimeOfUseRates
+    from gtx_ray.ieee2030_5.server.managers import admin_events
+    from gtx_ray.ieee2030_5.server.managers.response import ResponseIn
+
+    path = tmp_path / "state.sqlite"
+    store = RegistryStore(path)
+    reg = build_registry(CONFIG, T0, store)
+    who = ident(7)
+    run(reg, store, Op("edev.register", who, T0, (EndDeviceIn(sfdi=who.sfdi, lfdi=who.lfdi),)))
+    first = admin_events.create_dr_event(
+        reg, T0, start=T0 + 3600, duration_s=900, reduction_pct=15.0, targets=[who.lfdi]
+    )
+    second = admin_events.create_dr_event(reg, T0, start=T0 + 7200, duration_s=600, reduction_kw=9)
+    admin_events.cancel_dr_event(reg, T0 + 10, event_id=second["id"])
+    rates = TimeOfUseRates(T0, 13.0, 20.0, 5.0, 2.0, 0.1, 2.2, "shift")
+    admin_events.add_tariff(reg, T0, **{f: getattr(rates, f) for f in rates.__dataclass_fields__})
+    admin_events.create_message(reg, T0, start=T0, duration_s=60, text="chiller work")
+    body = ResponseIn("DrResponse", who.lfdi, int(first["mrid"], 16), 1, T0)
+    assert run(reg, store, Op("rsp.post", who, T0 + 20, (1, body)))[0].location.endswith("/1")
+    store.flush(reg)
+    store.close()
+
+    store = RegistryStore(path)
+    again = build_registry(CONFIG, T0 + 100, store)
+    assert admin_events.list_dr_events(again, T0 + 100) == admin_events.list_dr_events(
+        reg, T0 + 100
+    )
+    assert [e["status"] for e in admin_events.list_dr_events(again, T0 + 100)] == [
+        "scheduled",
+        "cancelled",
+    ]
+    assert again.pricing.rates == reg.pricing.rates and again.pricing.rates[-1] == rates
+    assert [m["text"] for m in admin_events.list_messages(again, T0)] == ["chiller work"]
+    rows = admin_events.list_responses(again, T0, subject=first["mrid"])
+    assert [(r["lfdi"], r["status"]) for r in rows] == [(who.lfdi, 1)]
+    third = admin_events.create_dr_event(again, T0, start=T0, duration_s=60, duty_cycle_pct=50)
+    assert third["id"] == second["id"] + 1
