@@ -6,9 +6,10 @@ building's use), so a building's demand is modelled as
     load = capacity · scale · [base + (1 − base) · occupancy · ((1 − ac) + ac · cooling(T))] · noise
 
 where ``occupancy`` (0–1) comes from an hourly profile for workdays and for weekends/holidays,
-scaled by the academic term; ``cooling(T)`` grows linearly from 0 at the balance temperature to 1 at
-the design temperature (degree-hour method); ``noise`` is per-meter, log-normal and correlated in
-time.
+scaled by the academic term (dormitories have a profile of their own for breaks and the summer
+session: most residents stay, and spend the day at home instead of in class); ``cooling(T)``
+grows linearly from 0 at the balance temperature to 1 at the design temperature (degree-hour
+method); ``noise`` is per-meter, log-normal and correlated in time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gtx_ray.model.calendar import CalendarDays
+from gtx_ray.model.calendar import BREAK, SUMMER, CalendarDays
 from gtx_ray.model.noise import hash_keys, smooth_noise, uniform
 
 BALANCE_TEMP_C = 24.0  # outdoor temperature below which campus buildings need no cooling, °C
@@ -34,7 +35,10 @@ class BuildingProfile:
     term_factor: occupancy multiplier for (break, semester, exam, summer);
     base: share of capacity drawn at zero occupancy (servers, fridges, corridors, security);
     ac_share: share of the occupancy-driven load that is cooling at the design temperature;
-    night_lighting: adds lighting load between 18:30 and 06:00 (parking structures).
+    night_lighting: adds lighting load between 18:30 and 06:00 (parking structures);
+    off_term_day: hourly occupancy of every day outside semester and exams (breaks and the summer
+        session), for buildings people live in: who stays has no classes to go to and spends the
+        day at home, weekday or not. None: the workday / non-workday profiles all year.
     """
 
     workday: tuple[float, ...]
@@ -44,6 +48,7 @@ class BuildingProfile:
     ac_share: float
     power_factor: float
     night_lighting: bool = False
+    off_term_day: tuple[float, ...] | None = None
 
 
 def _hours(*points: tuple[int, float]) -> tuple[float, ...]:
@@ -128,10 +133,26 @@ BUILDING_PROFILES: dict[str, BuildingProfile] = {
             (22, 1.0),
             (23, 0.95),
         ),
-        (0.45, 1.0, 1.05, 0.6),
+        # Outside term most residents stay (international students, summer-session students, jobs
+        # in town): three quarters in breaks, four fifths in the summer session, home by day. The
+        # building holds or rises, as Thai campus studies report (Chulalongkorn: residences rose
+        # when teaching stopped; AIT: dormitories +47 % in a term break, school buildings −17 %).
+        (0.75, 1.0, 1.05, 0.8),
         0.08,
         0.70,
         0.88,
+        off_term_day=_hours(
+            (0, 0.85),
+            (3, 0.7),
+            (8, 0.55),
+            (10, 0.55),
+            (13, 0.6),
+            (16, 0.6),
+            (18, 0.7),
+            (20, 0.9),
+            (22, 1.0),
+            (23, 0.95),
+        ),
     ),
     "cafeteria": BuildingProfile(
         _hours(
@@ -260,15 +281,17 @@ def type_occupancy(days: CalendarDays) -> np.ndarray:
     h0 = np.floor(hour).astype(np.intp) % 24
     h1 = (h0 + 1) % 24
     frac = hour - np.floor(hour)
+    off_term = (days.term == BREAK) | (days.term == SUMMER)
+
+    def at_hour(levels: tuple[float, ...]) -> np.ndarray:
+        values = np.asarray(levels)
+        return values[h0] * (1 - frac) + values[h1] * frac
+
     rows = []
     for profile in BUILDING_PROFILES.values():
-        work = np.asarray(profile.workday)
-        rest = np.asarray(profile.non_workday)
-        shape = np.where(
-            days.is_workday,
-            work[h0] * (1 - frac) + work[h1] * frac,
-            rest[h0] * (1 - frac) + rest[h1] * frac,
-        )
+        shape = np.where(days.is_workday, at_hour(profile.workday), at_hour(profile.non_workday))
+        if profile.off_term_day is not None:
+            shape = np.where(off_term, at_hour(profile.off_term_day), shape)
         rows.append(shape * np.asarray(profile.term_factor)[days.term])
     return np.clip(np.column_stack(rows), 0.0, 1.0)
 
