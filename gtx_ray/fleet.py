@@ -24,6 +24,7 @@ from gtx_ray.model.calendar import TERM_KINDS, TermPeriod
 from gtx_ray.model.load import BUILDING_TYPES
 from gtx_ray.model.noise import stable_key
 from gtx_ray.model.solar import PVSystem, Site
+from gtx_ray.model.tariff import ALWAYS_S, TimeOfUseTariff
 from gtx_ray.model.weather import Climate
 
 METER_TYPES = ("consumer", "prosumer", "hybrid_prosumer")
@@ -106,7 +107,16 @@ class TariffSpec(_Strict):
     on_peak_thb_per_kwh: float = Field(default=4.18, ge=0)
     off_peak_thb_per_kwh: float = Field(default=2.60, ge=0)
     ft_thb_per_kwh: float = Field(default=0.39)
+    export_thb_per_kwh: float = Field(
+        default=2.2, ge=0, description="credit per exported kWh (Thai rooftop PV net billing)"
+    )
     demand_charge_thb_per_kw: float = Field(default=132.93, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered_hours(self) -> TariffSpec:
+        if self.on_peak_start_hour > self.on_peak_end_hour:
+            raise ValueError("on_peak_start_hour must not be after on_peak_end_hour")
+        return self
 
 
 class BatteryPolicySpec(_Strict):
@@ -175,6 +185,20 @@ class CampusConfig(_Strict):
 
     def model_policy(self) -> DispatchPolicy:
         return DispatchPolicy(**self.battery_policy.model_dump())
+
+    def model_tariff(self) -> TimeOfUseTariff:
+        """The configured tariff, in force from the beginning of time."""
+        t = self.tariff
+        return TimeOfUseTariff(
+            effective_from_s=ALWAYS_S,
+            on_peak_start_hour=t.on_peak_start_hour,
+            on_peak_end_hour=t.on_peak_end_hour,
+            on_peak_thb_per_kwh=t.on_peak_thb_per_kwh,
+            off_peak_thb_per_kwh=t.off_peak_thb_per_kwh,
+            ft_thb_per_kwh=t.ft_thb_per_kwh,
+            export_thb_per_kwh=t.export_thb_per_kwh,
+            name="configured",
+        )
 
     def model_terms(self) -> tuple[TermPeriod, ...]:
         def code(mmdd: str) -> int:

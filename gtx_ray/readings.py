@@ -3,6 +3,9 @@
 A reading covers the interval [timestamp, timestamp + interval). Powers are averages over the
 interval in kW, so an interval's energy is exactly power × interval: ``energy_import_kwh`` −
 ``energy_export_kwh`` = (``energy_consumed`` − ``energy_generated`` + ``battery_power``) × hours.
+
+``energy_consumed`` is the demand the meter records: the building's load less what a demand-response
+event shed (``shed_kw``), plus any rebound after an event. Prices are THB/kWh, costs THB.
 """
 
 from __future__ import annotations
@@ -29,6 +32,23 @@ FIELD_DOCS: tuple[tuple[str, bool, str], ...] = (
     ("energy_export_kwh", False, "energy exported to the grid in this interval, kWh"),
     ("import_register_kwh", False, "cumulative import register at the interval's end, kWh"),
     ("export_register_kwh", False, "cumulative export register at the interval's end, kWh"),
+    (
+        "shed_kw",
+        False,
+        "demand reduced by demand-response load control in this interval, kW average; 0 when "
+        "none, never negative (a rebound after an event shows in energy_consumed, not here)",
+    ),
+    (
+        "price_thb_per_kwh",
+        False,
+        "import price in force (tariff or price interval), THB/kWh incl. Ft",
+    ),
+    ("import_cost_thb", False, "cost of this interval's import: energy_import_kwh × price, THB"),
+    (
+        "export_credit_thb",
+        False,
+        "credit for this interval's export: energy_export_kwh × export price, THB",
+    ),
 )
 FIELD_COLUMNS = tuple(name for name, _, _ in FIELD_DOCS)
 

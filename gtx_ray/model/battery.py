@@ -1,13 +1,16 @@
 """Behind-the-meter battery dispatch, vectorized over batteries, sequential over intervals.
 
-Policy (time-of-use self-consumption, the usual setting for a Thai campus on MEA's TOU rate):
-1. Surplus PV (PV above the building's load) charges the battery.
-2. During the on-peak window the battery discharges to cover the building's net load.
-3. Optionally, off-peak, the battery charges from the grid up to a target state of charge
-   (off-peak energy at ~2.6 THB/kWh displaces on-peak energy at ~4.2 THB/kWh, which pays even after
-   a ~10 % round-trip loss).
-A later tariff or demand-response signal steers it through ``override_kw`` (positive = discharge
-request, negative = charge request, NaN = follow the policy).
+Policy (price-driven self-consumption, the usual setting for a Thai campus on MEA's TOU rate):
+1. Surplus PV (PV above the building's load) always charges the battery.
+2. In expensive intervals (``tariff.prices``: import price above the midpoint of the day's lowest
+   and highest) the battery discharges to cover the building's net load.
+3. Optionally (``grid_charge_off_peak``), in cheap intervals (at the day's lowest import price) the
+   battery charges from the grid up to a target state of charge (off-peak energy at ~2.6 THB/kWh
+   displaces on-peak energy at ~4.2 THB/kWh, which pays even after a ~10 % round-trip loss).
+Under the default TOU tariff "expensive" is the on-peak window and "cheap" the rest; a moved
+on-peak window, a new tariff or explicit price intervals move the dispatch with them. An operator
+or demand-response signal steers it through ``override_kw`` (positive = discharge request,
+negative = charge request, NaN = follow the policy).
 
 Powers are AC-side averages over the interval, kW; the state of charge is stored energy, kWh.
 The round-trip efficiency is split evenly between charging and discharging (√η each way).
@@ -26,7 +29,7 @@ class DispatchPolicy:
 
     reserve_pct: float = 10.0  # never discharge below this state of charge
     max_soc_pct: float = 100.0  # never charge above this state of charge
-    grid_charge_off_peak: bool = True
+    grid_charge_off_peak: bool = True  # charge from the grid in cheap intervals
     grid_charge_target_pct: float = 90.0
 
 
@@ -45,7 +48,8 @@ def dispatch(
     power_kw: np.ndarray,
     round_trip_efficiency: np.ndarray,
     net_load_kw: np.ndarray,
-    on_peak: np.ndarray,
+    expensive: np.ndarray,
+    cheap: np.ndarray,
     interval_s: float,
     policy: DispatchPolicy,
     override_kw: np.ndarray | None = None,
@@ -54,9 +58,9 @@ def dispatch(
 
     soc_kwh: state of charge at the window start (B,), kWh; capacity_kwh, power_kw (inverter limit,
     both directions), round_trip_efficiency (0–1): (B,); net_load_kw: load minus PV per interval
-    (T, B), kW; on_peak: (T,) bool. Returns charge and discharge powers that never both exceed zero,
-    respect the power limit and keep the state of charge inside [reserve, max] (and so inside
-    [0, capacity]).
+    (T, B), kW; expensive, cheap: (T,) bool (see the module docstring). Returns charge and
+    discharge powers that never both exceed zero, respect the power limit and keep the state of
+    charge inside [reserve, max] (and so inside [0, capacity]).
     """
     n_intervals, n_batteries = net_load_kw.shape
     hours = interval_s / 3600.0
@@ -74,9 +78,9 @@ def dispatch(
         room_kw = np.maximum(ceiling_kwh - soc, 0.0) / (eta * hours)
         stored_kw = np.maximum(soc - floor_kwh, 0.0) * eta / hours
         want_charge = np.maximum(-net, 0.0)
-        if policy.grid_charge_off_peak and not on_peak[t]:
+        if policy.grid_charge_off_peak and cheap[t]:
             want_charge = np.maximum(want_charge, np.maximum(target_kwh - soc, 0.0) / (eta * hours))
-        want_discharge = np.maximum(net, 0.0) if on_peak[t] else np.zeros(n_batteries)
+        want_discharge = np.maximum(net, 0.0) if expensive[t] else np.zeros(n_batteries)
         if override_kw is not None:
             steer = ~np.isnan(override_kw)
             want_discharge = np.where(steer, np.maximum(override_kw, 0.0), want_discharge)

@@ -5,6 +5,11 @@ The group's state is three numbers per meter (import and export registers, batte
 start of the next interval; nothing else carries over between windows, so a window can be replayed
 from a saved state and yields the same batch, and a fleet split into groups steps exactly like the
 whole fleet (every random stream is keyed by the seed and the meter id, never by position).
+
+Demand-response events and prices come in as time-stamped ``ModelInputs``: the demand a meter
+records is the load model's demand − the shed of the events in force + the rebound after them,
+and the battery dispatches against the prices in force; both are pure functions of the inputs and
+time, so a window cut anywhere (inside an event, inside a rebound) changes nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ import pyarrow as pa
 
 from gtx_ray.fleet import METER_TYPES, CampusConfig, MeterArrays
 from gtx_ray.model.battery import dispatch
-from gtx_ray.model.calendar import calendar_days, on_peak_mask
+from gtx_ray.model.calendar import calendar_days
+from gtx_ray.model.controls import ControlledMeters, rebound_kw, shed_kw
 from gtx_ray.model.electrical import current_a, grid_frequency_hz, power_factor, voltage_v
+from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.load import meter_load_kw, type_constants
 from gtx_ray.model.noise import hash_keys, uniform
 from gtx_ray.model.solar import solar_resource
+from gtx_ray.model.tariff import prices
 from gtx_ray.model.weather import site_weather
 from gtx_ray.readings import FIELD_COLUMNS, READING_SCHEMA
 
@@ -76,7 +84,10 @@ class MeterModel:
         self._pv = campus.model_pv()
         self._policy = campus.model_policy()
         self._terms = campus.model_terms()
-        self._tariff = campus.tariff
+        self._tariff = campus.model_tariff()
+        self._controlled = ControlledMeters.of(
+            meters.meter_id, meters.key, meters.meter_type, meters.building_type
+        )
         self._battery = np.flatnonzero(meters.battery_kwh > 0)
         self._has_pv = meters.pv_kwp > 0
         self._three_phase = meters.phases == 3
@@ -107,16 +118,42 @@ class MeterModel:
             soc_kwh=np.where(m.battery_kwh > 0, 0.5 * m.battery_kwh, np.nan),
         )
 
+    def model_load_kw(
+        self, mids_s: np.ndarray, index: np.ndarray | slice = slice(None)
+    ) -> np.ndarray:
+        """The load model's demand (no load control), kW, of meters ``index`` of the group at
+        interval mid-points ``mids_s`` (UTC epoch s): shape (T, K). A pure function of seed,
+        meter and time."""
+        m = self.meters
+        mids_s = np.asarray(mids_s, dtype=np.float64)
+        days = calendar_days(mids_s, self._utc_offset_s, self._terms, self._holiday_country)
+        weather = site_weather(self.seed, mids_s, self._utc_offset_s, self._climate)
+        return meter_load_kw(
+            self.seed,
+            m.key[index],
+            m.building_type[index],
+            m.capacity_kw[index],
+            mids_s,
+            days,
+            weather.temperature_c,
+        )
+
     def step(
-        self, state: MeterState, n_intervals: int, override_kw: np.ndarray | None = None
+        self,
+        state: MeterState,
+        n_intervals: int,
+        override_kw: np.ndarray | None = None,
+        inputs: ModelInputs | None = None,
     ) -> WindowResult:
         """Advance every meter by ``n_intervals`` intervals from ``state.next_start_s``.
 
         override_kw: optional battery command per meter of the group (kW, + discharge, − charge,
-        NaN = follow the policy), held for the whole window.
+        NaN = follow the policy), held for the whole window. inputs: demand-response events,
+        tariffs and price intervals (None: none, the configured tariff only).
         """
         if n_intervals < 1:
             raise ValueError(f"a window needs at least one interval, got {n_intervals}")
+        inputs = inputs if inputs is not None else ModelInputs()
         m = self.meters
         n_meters = len(m)
         hours = self.interval_s / 3600.0
@@ -125,9 +162,24 @@ class MeterModel:
 
         days = calendar_days(mids, self._utc_offset_s, self._terms, self._holiday_country)
         weather = site_weather(self.seed, mids, self._utc_offset_s, self._climate)
-        load_kw = meter_load_kw(
+        model_kw = meter_load_kw(
             self.seed, m.key, m.building_type, m.capacity_kw, mids, days, weather.temperature_c
         )  # (T, M), like every array below
+        if inputs.load_controls:
+            controls = (inputs.load_controls, self.seed, self._controlled, starts, self.interval_s)
+            shed = shed_kw(*controls, model_kw)
+            load_kw = model_kw - shed + rebound_kw(*controls, self.model_load_kw)
+        else:
+            shed = np.zeros_like(model_kw)
+            load_kw = model_kw
+        price = prices(
+            (self._tariff, *inputs.tariffs),
+            inputs.prices,
+            starts,
+            self.interval_s,
+            self._utc_offset_s,
+            self._holiday_country,
+        )
         if self._has_pv.any():
             sun = solar_resource(mids, self._site, weather, self._pv)
             pv_kw = np.minimum(
@@ -141,16 +193,14 @@ class MeterModel:
         new_soc = state.soc_kwh.copy()
         b = self._battery
         if len(b):
-            on_peak = on_peak_mask(
-                days, self._tariff.on_peak_start_hour, self._tariff.on_peak_end_hour
-            )
             flows = dispatch(
                 state.soc_kwh[b],
                 m.battery_kwh[b],
                 m.battery_kw[b],
                 m.battery_efficiency[b],
                 load_kw[:, b] - pv_kw[:, b],
-                on_peak,
+                price.expensive,
+                price.cheap,
                 self.interval_s,
                 self._policy,
                 None if override_kw is None else np.asarray(override_kw, np.float64)[b],
@@ -186,6 +236,10 @@ class MeterModel:
             "energy_export_kwh": export_kwh,
             "import_register_kwh": import_register,
             "export_register_kwh": export_register,
+            "shed_kw": shed,
+            "price_thb_per_kwh": np.broadcast_to(price.import_thb_per_kwh[:, None], shape),
+            "import_cost_thb": import_kwh * price.import_thb_per_kwh[:, None],
+            "export_credit_thb": export_kwh * price.export_thb_per_kwh[:, None],
         }
         null_where = {
             "solar_generation": np.tile(~self._has_pv, n_intervals),

@@ -5,21 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel, MeterState
 
 DAY_S = 86_400
 
 
 def run(
-    model: MeterModel, start_s: int, n_intervals: int, window: int
+    model: MeterModel,
+    start_s: int,
+    n_intervals: int,
+    window: int,
+    inputs: ModelInputs | None = None,
 ) -> tuple[pa.Table, MeterState]:
-    """Step ``n_intervals`` in windows of ``window`` intervals; return the readings and state."""
+    """Step ``n_intervals`` in windows of ``window`` intervals (with ``inputs``); return the
+    readings and state."""
     state = model.initial_state(start_s)
     batches = []
     done = 0
     while done < n_intervals:
         n = min(window, n_intervals - done)
-        result = model.step(state, n)
+        result = model.step(state, n, inputs=inputs)
         batches.append(result.batch)
         state = result.state
         done += n
@@ -82,3 +88,11 @@ def assert_physics(table: pa.Table, model: MeterModel, interval_s: int) -> None:
     )
     hz = column(table, "frequency", n)
     assert np.all(np.abs(hz - 50.0) <= 0.2)
+
+    # Demand response sheds at most the whole load; prices are positive; costs are energy × price.
+    assert np.all(column(table, "shed_kw", n) >= 0) and np.all(load >= 0)
+    price = column(table, "price_thb_per_kwh", n)
+    assert np.all(price > 0)
+    assert np.array_equal(column(table, "import_cost_thb", n), imp * price)
+    credit = column(table, "export_credit_thb", n)
+    assert np.all(credit >= 0) and np.all(credit[exp == 0] == 0)

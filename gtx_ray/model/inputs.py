@@ -1,0 +1,24 @@
+"""Time-stamped inputs to a window besides time itself: demand-response events and prices.
+
+A run is a pure function of (seed, config, inputs): the same inputs give bit-identical readings in
+real time, accelerated or in a backfill, and however the run is cut into windows. Inputs carry
+their own times, so an event or a tariff change takes effect at its time, not when it arrived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gtx_ray.model.controls import LoadControl
+from gtx_ray.model.tariff import PriceInterval, TimeOfUseTariff
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """load_controls: demand-response events (any order); tariffs: time-of-use tariffs, each in
+    force from its ``effective_from_s`` (the site's configured tariff applies before all of them);
+    prices: explicit price intervals that override the tariffs while they last."""
+
+    load_controls: tuple[LoadControl, ...] = ()
+    tariffs: tuple[TimeOfUseTariff, ...] = ()
+    prices: tuple[PriceInterval, ...] = ()
