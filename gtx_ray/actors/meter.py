@@ -18,6 +18,7 @@ import pyarrow as pa
 import ray
 
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet
+from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel, MeterState
 
 
@@ -50,7 +51,11 @@ class ClientPlan:
 class MeterActor:
     """Steps one group of meters; see the module docstring. With a ``ClientPlan`` every meter is
     also an IEEE 2030.5 client: readings are handed to its client's bounded queue and posted in
-    the background, so ``step`` never waits on the network."""
+    the background, so ``step`` never waits on the network.
+
+    ``inputs`` (demand-response events, tariffs, prices) are handed to every step. They carry their
+    own times: after ``set_inputs`` an event or a tariff acts at its own time in every window
+    stepped from then on."""
 
     def __init__(
         self,
@@ -61,9 +66,11 @@ class MeterActor:
         hi: int,
         interval_s: int,
         clients: ClientPlan | None = None,
+        inputs: ModelInputs | None = None,
     ):
         meters = fleet_group(campus, fleet_size, seed, lo, hi)
         self._model = MeterModel(meters, campus, seed, interval_s)
+        self._inputs = inputs if inputs is not None else ModelInputs()
         self._clients = None
         if clients is not None:
             from gtx_ray.ieee2030_5.client.fleet import MeterClients
@@ -89,10 +96,17 @@ class MeterActor:
     ) -> tuple[pa.RecordBatch, MeterState]:
         """Readings for ``n_intervals`` intervals from ``state`` (RecordBatch, time-major) and the
         state after them."""
-        result = self._model.step(state, n_intervals, override_kw)
+        result = self._model.step(state, n_intervals, override_kw, self._inputs)
         if self._clients is not None:
             self._clients.submit(result.batch)
         return result.batch, result.state
+
+    def set_inputs(self, inputs: ModelInputs) -> None:
+        """Replace the demand-response events, tariffs and prices every later step uses.
+
+        Not kept across an actor restart (Ray re-runs ``__init__`` with its first arguments):
+        whoever sets inputs sets them again after one."""
+        self._inputs = inputs
 
     def ieee2030_5_clients(self) -> list[dict[str, Any]]:
         """One entry per meter's 2030.5 client (empty when the meters are not clients)."""
