@@ -33,6 +33,7 @@ import numpy as np
 from benchmarks.common import machine, table
 from gtx_ray.fleet import generate_fleet, load_campus
 from gtx_ray.model.meters import MeterModel
+from gtx_ray.readings import FIELD_COLUMNS
 from gtx_ray.settings import DEFAULT_CONFIG
 from gtx_ray.storage.influx import InfluxConfig, InfluxSink, influxql, quote_identifier
 from gtx_ray.storage.line_protocol import to_line_protocol
@@ -273,7 +274,7 @@ def main() -> None:
             print(f"load average before: {os.getloadavg()[0]:.2f} (other work skews the figures)")
             print(
                 f"points per run: {points:,} ({args.meters} meters × {args.days} days × "
-                f"{86_400 // INTERVAL_S} intervals, 16 float fields, 4 tags)"
+                f"{86_400 // INTERVAL_S} intervals, {len(FIELD_COLUMNS)} float fields, 4 tags)"
             )
             sim_rate, conv_rate = offline_rates(args)
             print(

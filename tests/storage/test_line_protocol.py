@@ -248,7 +248,7 @@ def test_a_null_timestamp_is_refused():
 
 def test_conversion_is_column_wise_fast(campus, campus_meters):
     """Several hundred thousand points per CPU second on this machine class (DESIGN §4: ~850k
-    with 10 fields; these lines have 16). CPU time, not wall time, so a busy machine does not fail
+    with 10 fields; these lines have 20). CPU time, not wall time, so a busy machine does not fail
     it; the bound is well above what per-row Python string formatting reaches (~190k/s)."""
     from gtx_ray.fleet import generate_fleet
     from gtx_ray.model.meters import MeterModel
