@@ -7,7 +7,10 @@ One module per job; import what you need from the modules (this package imports 
   ``load_meter_client``.
 - ``session``: the HTTP-over-mutual-TLS request layer (bounded reads, status → error, documents,
   hrefs).
-- ``discovery``: DeviceCapability, the server's clock, finding or registering the EndDevice, PIN.
+- ``discovery``: DeviceCapability, the server's clock, finding or registering the EndDevice, PIN,
+  FunctionSetAssignments, and every link found in them (``Links``).
+- ``pollers``: the seam for function sets a meter polls (``FunctionSetPoller``, one module each,
+  e.g. ``drlc``) and their schedule.
 - ``mirror``: the MirrorUsagePoint and posting readings to it.
 - ``pending``: the bounded queue of readings waiting to be posted.
 - ``documents``: the documents a meter posts and their mRIDs (pure).

@@ -9,11 +9,19 @@
    EndDevice with the LFDI and SFDI of the meter's own certificate: ``201`` + Location, or ``409``
    with Location ("already registered"). Its lFDI must be ours. If a PIN is configured, the
    Registration's ``pIN`` must equal it, else ``Refused``.
+4. FunctionSetAssignments (``read_function_sets``, for meters that poll function sets): the
+   EndDevice's FunctionSetAssignmentsList (paged, bounded).
+
+Every ``...Link`` href of DeviceCapability, of the EndDevice and of each FunctionSetAssignments
+is kept in ``Discovery.links`` (``Links``), refreshed whenever the document is read again: the
+function-set pollers find their resources there.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from lxml import etree
 from yarl import URL
@@ -22,8 +30,56 @@ from gtx_ray.ieee2030_5.client.documents import end_device_document
 from gtx_ray.ieee2030_5.client.errors import ProtocolError, Refused
 from gtx_ray.ieee2030_5.client.session import Session, rate, text
 from gtx_ray.ieee2030_5.client.settings import ClientSettings
-from gtx_ray.ieee2030_5.codec import XmlError, child, read_int, read_uint
+from gtx_ray.ieee2030_5.codec import NS, XmlError, all_children, child, read_int, read_uint
 from gtx_ray.ieee2030_5.identity import DeviceIdentity, normalise_lfdi
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A document the meter read: its href (None if it had none) and every ``...Link`` child's
+    href as an absolute URL, keyed by the link's element name (``"TimeLink"``, …)."""
+
+    href: URL | None = None
+    links: Mapping[str, URL] = field(default_factory=dict)
+
+    def link(self, name: str) -> URL | None:
+        """The URL of the link ``name`` (e.g. ``"DemandResponseProgramListLink"``), or None."""
+        return self.links.get(name)
+
+
+@dataclass(frozen=True)
+class Links:
+    """What a meter discovered, as pollers see it (a snapshot; a new one after every re-read).
+
+    device_capability: ``/dcap``. end_device: the meter's EndDevice (its href and links).
+    function_sets: the EndDevice's FunctionSetAssignments in list order (read only for meters
+    that carry function-set pollers; empty otherwise).
+    """
+
+    device_capability: Resource = field(default_factory=Resource)
+    end_device: Resource = field(default_factory=Resource)
+    function_sets: tuple[Resource, ...] = ()
+
+    def all(self, name: str) -> list[URL]:
+        """Every distinct URL of the link ``name``: DeviceCapability's, the EndDevice's, then
+        each FunctionSetAssignments' (e.g. every DemandResponseProgramListLink to poll)."""
+        out: list[URL] = []
+        for resource in (self.device_capability, self.end_device, *self.function_sets):
+            url = resource.link(name)
+            if url is not None and url not in out:
+                out.append(url)
+        return out
+
+
+def resource_of(doc: etree._Element, session: Session, href: URL | None = None) -> Resource:
+    """The href (``href``, else the document's own) and ``...Link`` hrefs of a document."""
+    own = doc.get("href")
+    links = {}
+    for el in all_children(doc):
+        q = etree.QName(el)
+        if q.namespace == NS and q.localname.endswith("Link") and el.get("href"):
+            links.setdefault(q.localname, session.join(el.get("href")))
+    return Resource(href if href is not None else session.join(own) if own else None, links)
 
 
 class Discovery:
@@ -31,8 +87,8 @@ class Discovery:
 
     poll_rate_s: DeviceCapability's pollRate (s). clock_offset_s: server − local clock (s; None
     before the first Time). time_url, end_device_url: where Time and the meter's EndDevice are;
-    end_device_href: the latter as status shows it. pin: the Registration PIN the server must
-    report (None: not checked).
+    end_device_href: the latter as status shows it. links: every link discovered (``Links``).
+    pin: the Registration PIN the server must report (None: not checked).
     """
 
     def __init__(
@@ -51,6 +107,7 @@ class Discovery:
         self.time_url: URL | None = None
         self.end_device_url: URL | None = None
         self.end_device_href: str | None = None
+        self.links = Links()
 
     # --- DeviceCapability and Time -----------------------------------------------------------
     async def read_server(self) -> etree._Element:
@@ -62,9 +119,11 @@ class Discovery:
         return dcap
 
     async def read_device_capability(self) -> etree._Element:
-        """GET DeviceCapability and keep its pollRate (s)."""
+        """GET DeviceCapability and keep its pollRate (s) and links."""
         dcap = await self.session.get(self.session.server, "DeviceCapability")
         self.poll_rate_s = rate(dcap.get("pollRate"), self.settings.default_poll_rate_s)
+        resource = resource_of(dcap, self.session, self.session.server)
+        self.links = replace(self.links, device_capability=resource)
         return dcap
 
     async def read_time(self) -> None:
@@ -92,12 +151,32 @@ class Discovery:
         url = await self._find(list_url) or await self._register(list_url)
         self.end_device_url = url
         self.end_device_href = self.session.local(url)
-        edev = await self.session.get(url, "EndDevice")
+        edev = await self.read_end_device()
         lfdi = child(edev, "lFDI")
         if lfdi is not None and lfdi.text and normalise_lfdi(lfdi.text) != self.identity.lfdi:
             raise ProtocolError(f"{self.end_device_href} has the lFDI {lfdi.text}, not ours")
         await self._check_pin(edev)
         return edev
+
+    async def read_end_device(self) -> etree._Element:
+        """GET the meter's EndDevice (once found) and keep its links."""
+        assert self.end_device_url is not None
+        edev = await self.session.get(self.end_device_url, "EndDevice")
+        resource = resource_of(edev, self.session, self.end_device_url)
+        self.links = replace(self.links, end_device=resource)
+        return edev
+
+    async def read_function_sets(self, edev: etree._Element) -> None:
+        """Read the EndDevice's FunctionSetAssignmentsList and keep each one's links (none when
+        the EndDevice links no list)."""
+        list_url = self.session.href(edev, "FunctionSetAssignmentsListLink", required=False)
+        function_sets: tuple[Resource, ...] = ()
+        if list_url is not None:
+            items = await self.session.read_list(
+                list_url, "FunctionSetAssignmentsList", "FunctionSetAssignments"
+            )
+            function_sets = tuple(resource_of(item, self.session) for item in items)
+        self.links = replace(self.links, function_sets=function_sets)
 
     async def _find(self, list_url: URL) -> URL | None:
         def ours(item: etree._Element) -> bool:

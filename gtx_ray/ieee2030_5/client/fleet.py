@@ -48,7 +48,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ import pyarrow.compute as pc
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.client.meter_client import MeterClient, load_meter_client
+from gtx_ray.ieee2030_5.client.pollers import FunctionSetPoller
 from gtx_ray.ieee2030_5.client.quantities import wire_values
 from gtx_ray.ieee2030_5.client.settings import ClientSettings, dcap_url
 from gtx_ray.ieee2030_5.identity import is_valid_pin
@@ -85,6 +86,8 @@ class MeterClients:
     max_connections: bound on connections in use at once (default: one per meter; a smaller
     bound makes meters wait for a slot, within their request timeout).
     max_concurrent_discoveries: bound on meters discovering/registering at once.
+    pollers: called once per meter id, the function sets that meter polls
+    (``pollers.FunctionSetPoller``); None: none.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class MeterClients:
         settings: ClientSettings | None = None,
         max_connections: int | None = None,
         max_concurrent_discoveries: int = 16,
+        pollers: Callable[[str], Sequence[FunctionSetPoller]] | None = None,
     ) -> None:
         if post_mode not in POST_MODES:
             raise ConfigError(
@@ -141,6 +145,7 @@ class MeterClients:
                 settings=self.settings,
                 gap_merge_s=interval_s * self.sample_every,
                 lock=self._lock,
+                pollers=pollers(meter_id) if pollers is not None else (),
             )
             for meter_id in meter_ids
         ]

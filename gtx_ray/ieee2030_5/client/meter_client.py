@@ -16,7 +16,12 @@ only when each runs:
    consecutive posts.
 4. Every pollRate seconds: DeviceCapability, Time, the EndDevice and the MirrorUsagePoint are
    read again (rates may change; a 404 means the server forgot the meter).
-5. Failures: transport errors and timeouts → back off (``backoff``: exponential, equal jitter,
+5. Function sets the meter polls (``pollers``: ``FunctionSetPoller``s such as demand response or
+   pricing): each is called after discovery and then at its own pace with the meter's session
+   and the links it discovered (``discovery.links``; the EndDevice's FunctionSetAssignments are
+   read, at discovery and every pollRate, only for a meter that carries pollers). A poller's
+   failure backs off that poller only: mirroring carries on.
+6. Failures: transport errors and timeouts → back off (``backoff``: exponential, equal jitter,
    capped), then check the meter's MirrorUsagePoint with one GET: still there → carry on (a slow
    server or a front restarted over the same registry costs no re-discovery); 404/403 for the
    meter's resources → re-discover from ``/dcap`` (re-register, re-create the mirror); 429/5xx →
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from lxml import etree
 from yarl import URL
 
 from gtx_ray.errors import ConfigError
@@ -48,6 +54,7 @@ from gtx_ray.ieee2030_5.client.backoff import Backoff, RateLimitedLog
 from gtx_ray.ieee2030_5.client.discovery import Discovery
 from gtx_ray.ieee2030_5.client.errors import (
     Busy,
+    ClientError,
     Gone,
     ProtocolError,
     Refused,
@@ -55,6 +62,7 @@ from gtx_ray.ieee2030_5.client.errors import (
 )
 from gtx_ray.ieee2030_5.client.mirror import Mirror
 from gtx_ray.ieee2030_5.client.pending import PendingQueue
+from gtx_ray.ieee2030_5.client.pollers import FunctionSetPoller, PollerSchedule
 from gtx_ray.ieee2030_5.client.quantities import PendingReading
 from gtx_ray.ieee2030_5.client.session import Session, rate, text
 from gtx_ray.ieee2030_5.client.settings import ClientSettings, dcap_url, meter_credentials
@@ -81,7 +89,8 @@ class MeterClient:
     registers and polls but creates no mirror and posts nothing. queue_limit: most intervals
     kept waiting; when full the oldest are dropped and counted. gap_merge_s: drops closer than
     this (s) to the previous gap extend it (status readability). lock: guards the queue and
-    counters (shared by the meters of an actor).
+    counters (shared by the meters of an actor). pollers: the function sets this meter polls
+    (``pollers.FunctionSetPoller``; names unique).
     """
 
     meter_id: str
@@ -94,6 +103,7 @@ class MeterClient:
     settings: ClientSettings = field(default_factory=ClientSettings)
     gap_merge_s: int | None = None
     lock: Any = field(default_factory=threading.Lock)
+    pollers: Sequence[FunctionSetPoller] = ()
 
     def __post_init__(self) -> None:
         self.server = dcap_url(self.server)
@@ -107,7 +117,7 @@ class MeterClient:
             raise ConfigError(f"{self.credentials.cert_chain}: cannot read ({exc})") from None
         self.identity = identity_of(cert)
         s = self.settings
-        self.session = Session(self.server, self.credentials, s)
+        self.session = Session(self.server, self.credentials, self.identity, s)
         self.queue = PendingQueue(self.queue_limit, self.interval_s, self.gap_merge_s, self.lock)
         self.discovery = Discovery(self.session, self.identity, self.pin, s)
         self.mirror = Mirror(
@@ -120,6 +130,7 @@ class MeterClient:
             self.discovery.server_now,
         )
         self.backoff = Backoff(s.backoff_base_s, s.backoff_cap_s)
+        self.poller_schedule = PollerSchedule(self.pollers, s, self.meter_id, _WARNINGS)
         self._slots: asyncio.Semaphore | None = None
         self._wake: asyncio.Event | None = None
         self.state = STATE_NEW
@@ -154,9 +165,10 @@ class MeterClient:
 
     # --- status (any thread) -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """One meter's state for ``/api/ieee2030_5/clients`` (times epoch s, rates s)."""
+        """One meter's state for ``/api/ieee2030_5/clients`` (times epoch s, rates s); with
+        pollers also ``function_sets`` (per poller: polls, errors, last_error)."""
         queued, gaps = self.queue.snapshot()
-        return {
+        out: dict[str, Any] = {
             "meter_id": self.meter_id,
             "lfdi": self.identity.lfdi,
             "sfdi": self.identity.sfdi,
@@ -180,6 +192,9 @@ class MeterClient:
             "clock_offset_s": self.discovery.clock_offset_s,
             "last_error": self.last_error,
         }
+        if self.poller_schedule:
+            out["function_sets"] = self.poller_schedule.status()
+        return out
 
     # --- control (loop thread) ---------------------------------------------------------------
     def request_stop(self) -> None:
@@ -247,9 +262,17 @@ class MeterClient:
                         if self._next_post <= now:
                             self._next_post = now + self.post_rate_s
                 continue
+            due = self.poller_schedule.due(now)
+            if due is not None:
+                d = self.discovery
+                await self.poller_schedule.run(due, self.session, d.links, d.server_now())
+                continue
             until = self._next_poll
             if self.post_enabled:
                 until = min(until, self._next_post)
+            pollers_at = self.poller_schedule.next_at()
+            if pollers_at is not None:
+                until = min(until, pollers_at)
             await self._sleep(until - now)
 
     async def _sleep(self, seconds: float) -> None:
@@ -339,6 +362,7 @@ class MeterClient:
             mup = await self.mirror.create(mup_list)
             post_rate = rate(text(mup, "postRate"), post_rate)
         self.post_rate_s = post_rate
+        await self._read_function_sets(edev)
 
         now = time.monotonic()
         self.state = STATE_READY
@@ -347,6 +371,7 @@ class MeterClient:
         self._next_poll = now + self.discovery.poll_rate_s
         backlog = self.queued >= self.mirror.post_limit
         self._next_post = now if backlog else now + random.uniform(0, self.post_rate_s)
+        self.poller_schedule.start(now)
         log.info(
             "meter %s registered as %s, mirror %s, postRate %d s, pollRate %d s",
             self.meter_id,
@@ -377,12 +402,25 @@ class MeterClient:
         await d.read_device_capability()
         self._next_poll = time.monotonic() + d.poll_rate_s
         await d.read_time()
+        edev = None
         if d.end_device_url is not None:
-            edev = await self.session.get(d.end_device_url, "EndDevice")
+            edev = await d.read_end_device()
             self.post_rate_s = rate(text(edev, "postRate"), self.post_rate_s)
         if self.mirror.url is not None:
             mup = await self.session.get(self.mirror.url, "MirrorUsagePoint")
             self.post_rate_s = rate(text(mup, "postRate"), self.post_rate_s)
+        if edev is not None:
+            await self._read_function_sets(edev)
+
+    async def _read_function_sets(self, edev: etree._Element) -> None:
+        """The FunctionSetAssignments' links, for a meter that carries pollers. Not reading them
+        only leaves the pollers with the links they had: mirroring goes on."""
+        if not self.poller_schedule:
+            return
+        try:
+            await self.discovery.read_function_sets(edev)
+        except ClientError as exc:
+            _WARNINGS.warning("meter %s: FunctionSetAssignments not read: %s", self.meter_id, exc)
 
     async def _post(self) -> None:
         problem = await self.mirror.post_once(self.post_rate_s)

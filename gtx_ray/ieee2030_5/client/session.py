@@ -12,8 +12,9 @@ document (``get``); an href, relative or absolute, becomes a URL against the ser
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -32,6 +33,7 @@ from gtx_ray.ieee2030_5.codec import (
     expect_root,
     parse_document,
 )
+from gtx_ray.ieee2030_5.identity import DeviceIdentity
 from gtx_ray.ieee2030_5.pki import DeviceCredentials
 from gtx_ray.ieee2030_5.tls import client_context
 
@@ -53,15 +55,21 @@ class Session:
     """One meter's HTTP-over-mutual-TLS conversation with one server.
 
     server: the DeviceCapability URL (``settings.dcap_url``), the base of relative hrefs.
-    ``open`` binds the shared ``aiohttp.ClientSession`` (connection pool) and builds the meter's
-    TLS context; ``requests`` counts requests sent.
+    identity: the LFDI and SFDI of the certificate the meter presents (what the documents it
+    posts, Responses included, say it is). ``open`` binds the shared ``aiohttp.ClientSession``
+    (connection pool) and builds the meter's TLS context; ``requests`` counts requests sent.
     """
 
     def __init__(
-        self, server: URL, credentials: DeviceCredentials, settings: ClientSettings
+        self,
+        server: URL,
+        credentials: DeviceCredentials,
+        identity: DeviceIdentity,
+        settings: ClientSettings,
     ) -> None:
         self.server = server
         self.credentials = credentials
+        self.identity = identity
         self.settings = settings
         self.requests = 0
         self._http: aiohttp.ClientSession | None = None
@@ -159,18 +167,34 @@ class Session:
         match: Callable[[etree._Element], bool],
     ) -> URL | None:
         """The href of the first ``item_name`` of a paged list that ``match``es (and has an
-        href), reading at most ``max_list_pages`` pages of ``list_page_size``; else None."""
+        href), reading pages until it is found (see ``_pages``); else None."""
+        async with contextlib.aclosing(self._pages(list_url, list_name, item_name)) as pages:
+            async for items in pages:
+                for item in items:
+                    if match(item) and item.get("href"):
+                        return self.join(item.get("href"))
+        return None
+
+    async def read_list(
+        self, list_url: URL, list_name: str, item_name: str
+    ) -> list[etree._Element]:
+        """Every ``item_name`` of a paged list (bounded, see ``_pages``)."""
+        pages = self._pages(list_url, list_name, item_name)
+        return [item async for items in pages for item in items]
+
+    async def _pages(
+        self, list_url: URL, list_name: str, item_name: str
+    ) -> AsyncIterator[list[etree._Element]]:
+        """The items of each page of a list, at most ``max_list_pages`` pages of
+        ``list_page_size``, until a page is empty or the list's ``all`` is reached."""
         size = self.settings.list_page_size
         for page in range(self.settings.max_list_pages):
             doc = await self.get(list_url.update_query(s=page * size, l=size), list_name)
             items = children(doc, item_name)
-            for item in items:
-                if match(item) and item.get("href"):
-                    return self.join(item.get("href"))
+            yield items
             total = _attr_int(doc, "all")
             if not items or total is None or (page + 1) * size >= total:
-                return None
-        return None
+                return
 
     # --- hrefs -------------------------------------------------------------------------------
     def join(self, href: str) -> URL:

@@ -28,7 +28,9 @@ class ClientSettings:
     role_flags: MirrorUsagePoint roleFlags. pen: IANA PEN in the low 32 bits of every mRID.
     check_hostname: verify the server certificate's name against the URL's host.
     drain_backlog: post again at once while more than one post's worth is queued.
-    max_list_pages / list_page_size: bound on reading the EndDeviceList/MirrorUsagePointList.
+    max_list_pages / list_page_size: bound on reading a list (EndDeviceList,
+    MirrorUsagePointList, FunctionSetAssignmentsList).
+    poller_timeout_s: bound on one poll of a function-set poller (all its requests).
     observe: called as ``observe(method, url, body)`` before every request with a body (tests
     capture what the client posts); must be quick and must not raise.
     """
@@ -49,6 +51,7 @@ class ClientSettings:
     drain_backlog: bool = True
     max_list_pages: int = 10
     list_page_size: int = 100
+    poller_timeout_s: float = 120.0
     observe: Callable[[str, str, bytes], None] | None = None
 
     def __post_init__(self) -> None:
@@ -59,6 +62,7 @@ class ClientSettings:
             "backoff_cap_s",
             "refused_retry_s",
             "keepalive_s",
+            "poller_timeout_s",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"ieee2030_5 client {name} must be > 0 s")

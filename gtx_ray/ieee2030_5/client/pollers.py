@@ -1,0 +1,144 @@
+"""The seam for function sets a meter polls (demand response, pricing, messaging, …).
+
+A function set lives in its own module of this package (e.g. ``client/drlc.py``) and provides a
+``FunctionSetPoller``; a ``MeterClient`` carries a list of them (``MeterClient(pollers=...)``,
+or ``MeterClients(pollers=factory)`` for an actor's meters). ``PollerSchedule`` runs them:
+
+- when: only while the meter is registered (READY). After every successful discovery each
+  poller is due at once; afterwards it is due again when the seconds its ``poll`` returned have
+  passed. The meter's loop runs one due poller at a time, after its pollRate poll and its due
+  post (one request at a time per meter, as for everything else it does).
+- with what: the meter's ``Session`` (its requests, error classes, identity), the ``Links`` it
+  discovered (DeviceCapability, EndDevice and FunctionSetAssignments links) and the server's
+  time as the meter knows it (epoch s).
+- failures stay the poller's own: a ``ClientError`` (no answer, 404, 429/5xx with Retry-After,
+  an unusable answer) or a bug in the poller backs that poller off (exponential, equal jitter,
+  capped, as the mirror does; ``Retry-After`` honoured), is counted in its status and logged
+  (rate-limited); the meter's state, its mirror and its other pollers carry on. A poll taking
+  longer than ``poller_timeout_s`` is cancelled and counted as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from gtx_ray.errors import ConfigError
+from gtx_ray.ieee2030_5.client.backoff import Backoff, RateLimitedLog
+from gtx_ray.ieee2030_5.client.discovery import Links
+from gtx_ray.ieee2030_5.client.errors import Busy, ClientError
+from gtx_ray.ieee2030_5.client.session import Session
+from gtx_ray.ieee2030_5.client.settings import ClientSettings
+
+log = logging.getLogger(__name__)
+
+
+class FunctionSetPoller(Protocol):
+    """One function set a meter polls. ``name`` (unique per meter) keys it in status."""
+
+    name: str
+
+    async def poll(self, session: Session, links: Links, now: int) -> float:
+        """Read (and answer) this function set once: ``session`` for requests, ``links`` to find
+        its resources, ``now`` the server's time (epoch s). Returns the seconds until its next
+        poll (finite, > 0). Raise a ``ClientError`` (``session`` does) when the server failed
+        it."""
+        ...
+
+
+class _Scheduled:
+    """A poller and its schedule: next_at (monotonic s), back-off and counters."""
+
+    def __init__(self, poller: FunctionSetPoller, settings: ClientSettings) -> None:
+        self.poller = poller
+        self.next_at = 0.0
+        self.backoff = Backoff(settings.backoff_base_s, settings.backoff_cap_s)
+        self.polls = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+
+class PollerSchedule:
+    """The function-set pollers of one meter and when each is due; see the module docstring."""
+
+    def __init__(
+        self,
+        pollers: Sequence[FunctionSetPoller],
+        settings: ClientSettings,
+        meter_id: str,
+        warnings: RateLimitedLog,
+    ) -> None:
+        names = [p.name for p in pollers]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"ieee2030_5 function-set poller names must be unique: {names}")
+        self.settings = settings
+        self.meter_id = meter_id
+        self._warnings = warnings
+        self._scheduled = [_Scheduled(p, settings) for p in pollers]
+
+    def __bool__(self) -> bool:
+        return bool(self._scheduled)
+
+    def start(self, now: float) -> None:
+        """After a discovery: every poller is due at ``now`` (monotonic s), failures forgotten."""
+        for s in self._scheduled:
+            s.next_at = now
+            s.backoff.succeeded()
+
+    def due(self, now: float) -> _Scheduled | None:
+        """The poller due longest at ``now`` (monotonic s), or None."""
+        ready = [s for s in self._scheduled if s.next_at <= now]
+        return min(ready, key=lambda s: s.next_at) if ready else None
+
+    def next_at(self) -> float | None:
+        """When the next poller is due (monotonic s); None without pollers."""
+        return min((s.next_at for s in self._scheduled), default=None)
+
+    async def run(self, s: _Scheduled, session: Session, links: Links, server_now: int) -> None:
+        """Poll ``s`` once and schedule it again; never raises but CancelledError."""
+        name = s.poller.name
+        try:
+            async with asyncio.timeout(self.settings.poller_timeout_s):
+                delay = float(await s.poller.poll(session, links, server_now))
+            if not math.isfinite(delay) or delay <= 0:
+                raise ValueError(f"poll returned {delay!r}, not seconds > 0")
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            limit = self.settings.poller_timeout_s
+            self._failed(s, f"poll took longer than {limit:g} s", s.backoff.failed())
+        except ClientError as exc:
+            wait = s.backoff.failed()
+            if isinstance(exc, Busy) and exc.retry_after is not None:
+                wait = max(wait, min(exc.retry_after, self.settings.backoff_cap_s))
+            self._failed(s, f"{type(exc).__name__}: {exc}", wait)
+        except Exception as exc:  # a bug in the poller: never let it stop the meter
+            log.exception("meter %s: function set %s failed", self.meter_id, name)
+            self._failed(s, f"{type(exc).__name__}: {exc}", s.backoff.failed())
+        else:
+            s.backoff.succeeded()
+            s.polls += 1
+            s.next_at = time.monotonic() + delay
+
+    def _failed(self, s: _Scheduled, error: str, wait: float) -> None:
+        s.errors += 1
+        s.last_error = error
+        s.next_at = time.monotonic() + wait
+        self._warnings.warning(
+            "meter %s: function set %s: %s; polling again in %.1f s",
+            self.meter_id,
+            s.poller.name,
+            error,
+            wait,
+        )
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per poller name: polls (succeeded), errors (failed), last_error."""
+        return {
+            s.poller.name: {"polls": s.polls, "errors": s.errors, "last_error": s.last_error}
+            for s in self._scheduled
+        }
