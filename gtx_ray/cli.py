@@ -59,6 +59,10 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
         "--config-file",
         help="campus configuration (default config/utcc_campus_config.json)",
     )
+    add(
+        "--scenario",
+        help="scenario file: DR events, tariff changes, notices (see config/scenario_*.json)",
+    )
     add("--meters", help="simulate N generated meters instead of the campus")
     add(
         "--meters-per-actor",
@@ -135,6 +139,8 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
     fields: dict[str, object] = from_environment(env)
     if args.config_file is not None:
         fields["config_file"] = Path(args.config_file)
+    if args.scenario is not None:
+        fields["scenario_file"] = Path(args.scenario)
     if args.meters is not None:
         fields["meters"] = parse_int("--meters", args.meters, 1, 10_000_000)
     if args.meters_per_actor is not None:
@@ -388,6 +394,21 @@ def post_rate_s(settings: Settings) -> int:
     return max(1, int(settings.interval_s / settings.speed))
 
 
+SMALL_FLEET = 1_000
+"""Up to this many meters the built-in server asks for a poll a minute, beyond it the standard's
+default 900 s (each poll of the event function sets is a handful of requests per meter)."""
+
+
+def poll_rate_s(settings: Settings, meters: int) -> int:
+    """The pollRate the built-in server advertises, wall seconds: 60 s for small fleets (a
+    demand-response event created a few minutes ahead reaches every meter in time), 900 s for
+    large ones; never more than a simulated quarter hour of wall time, at least 5 s."""
+    rate = 60 if meters <= SMALL_FLEET else 900
+    if settings.speed is not None:
+        rate = min(rate, max(5, int(900 / settings.speed)))
+    return rate
+
+
 def ieee2030_5_state_path(settings: Settings) -> Path:
     """The 2030.5 registry's SQLite file: in --ieee2030-5-state-dir, else DATA_DIR/ieee2030_5."""
     state_dir = settings.ieee2030_5_state_dir or Path(settings.data_dir) / "ieee2030_5"
@@ -398,14 +419,18 @@ def start_ieee2030_5_server(settings: Settings):
     """Start the 2030.5 registry and TLS front (certificates must exist)."""
     from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
     from gtx_ray.ieee2030_5.server.service import start_ieee2030_5
+    from gtx_ray.runtime import build_fleet
 
+    campus, meters, _ = build_fleet(settings)
     config = Ieee2030_5Config(
         host=settings.ieee2030_5_host,
         port=settings.ieee2030_5_port,
         certs_dir=settings.certs_dir,
         pin=settings.ieee2030_5_pin,
+        poll_rate_s=poll_rate_s(settings, len(meters)),
         post_rate_s=post_rate_s(settings),
         state_path=ieee2030_5_state_path(settings),
+        tariff=server_tariff(campus.model_tariff()),
     )
     if settings.ieee2030_5_replicas is not None:
         from gtx_ray.ieee2030_5.server.serve_front import start_ieee2030_5_serve
@@ -413,6 +438,7 @@ def start_ieee2030_5_server(settings: Settings):
         handles = start_ieee2030_5_serve(config, settings.ieee2030_5_replicas)
     else:
         handles = start_ieee2030_5(config)
+    publish_scenario(settings, handles, campus.model_tariff())
     log.info(
         "IEEE 2030.5 server on https://%s:%d/dcap (mutual TLS%s)",
         settings.ieee2030_5_host,
@@ -422,6 +448,46 @@ def start_ieee2030_5_server(settings: Settings):
         else "",
     )
     return handles
+
+
+def server_tariff(tariff):
+    """The configured tariff as the 2030.5 server publishes it (in force from the epoch)."""
+    from gtx_ray.ieee2030_5.events import TimeOfUseRates
+
+    return TimeOfUseRates(
+        effective_from=0,
+        on_peak_start_hour=tariff.on_peak_start_hour,
+        on_peak_end_hour=tariff.on_peak_end_hour,
+        on_peak_thb_per_kwh=tariff.on_peak_thb_per_kwh,
+        off_peak_thb_per_kwh=tariff.off_peak_thb_per_kwh,
+        ft_thb_per_kwh=tariff.ft_thb_per_kwh,
+        export_thb_per_kwh=tariff.export_thb_per_kwh,
+        name="MEA TOU",
+    )
+
+
+def publish_scenario(settings: Settings, handles, campus_tariff) -> None:
+    """Put the scenario's events, tariff changes and notices on the built-in server (stable
+    mRIDs: publishing again after a restart changes nothing)."""
+    if settings.scenario_file is None or handles.registry is None:
+        return
+    import ray
+
+    from gtx_ray.ieee2030_5.pki import load_devices_index
+    from gtx_ray.scenario import load_scenario, server_actions
+
+    scenario = load_scenario(settings.scenario_file)
+    index = load_devices_index(settings.certs_dir)
+    lfdi_of = {meter_id: str(row["lfdi"]) for meter_id, row in index.items()}
+    actions = server_actions(scenario, lfdi_of, campus_tariff)
+    ray.get([handles.registry.admin.remote(a, **kw) for a, kw in actions], timeout=60)
+    log.info(
+        "scenario %s: %d DR events, %d tariff changes, %d notices on the 2030.5 server",
+        settings.scenario_file,
+        len(scenario.events),
+        len(scenario.tariffs),
+        len(scenario.messages),
+    )
 
 
 def count_check(settings: Settings, simulation) -> None:
@@ -692,6 +758,10 @@ def main(argv: list[str] | None = None) -> int:
         _configure_logging(args.log_level)
         settings = settings_from(args, dict(os.environ), command)
         load_campus(settings.config_file)  # a broken config fails here, before Ray starts
+        if settings.scenario_file is not None:
+            from gtx_ray.scenario import load_scenario
+
+            load_scenario(settings.scenario_file)  # so does a broken scenario
         require_writable_dir("--data-dir", Path(settings.data_dir))
         certs = Path(settings.certs_dir)
         if settings.ieee2030_5_enabled and (not certs.exists() or not certs.is_dir()):

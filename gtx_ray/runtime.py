@@ -17,6 +17,7 @@ from gtx_ray.actors.clock import ClockActor, ClockPlan
 from gtx_ray.actors.meter import ClientPlan, MeterActor
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
+from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import new_run_id
 
@@ -255,6 +256,17 @@ def plan_layout(settings: Settings) -> Layout:
     return layout
 
 
+def scenario_inputs(settings: Settings, campus: CampusConfig) -> ModelInputs:
+    """The meter model's inputs for the run: the configured tariff, and the events and tariff
+    changes of ``settings.scenario_file`` (ConfigError when it is not a valid scenario)."""
+    from gtx_ray.scenario import Scenario, load_scenario, model_inputs
+
+    scenario = Scenario.empty()
+    if settings.scenario_file is not None:
+        scenario = load_scenario(settings.scenario_file)
+    return model_inputs(scenario, campus.model_tariff())
+
+
 def start_simulation(
     settings: Settings, clients: ClientPlan | None = None, layout: Layout | None = None
 ) -> Simulation:
@@ -278,6 +290,7 @@ def start_simulation(
         max_in_flight=settings.max_in_flight,
         rows_per_interval=len(meters),
     )
+    inputs = scenario_inputs(settings, campus)
     created: list = []  # a failure half way (e.g. a name taken meanwhile) leaves no actors
     try:
         aggregator = AggregatorActor.options(
@@ -303,6 +316,7 @@ def start_simulation(
                     g.stop,
                     settings.interval_s,
                     clients,
+                    inputs,
                 )
             )
             created.append(meter_actors[-1])

@@ -30,6 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.events import CATEGORY_MANAGED_CI_LOADS, event_mrid, mrid_hex
+from gtx_ray.model.controls import LoadControl
+from gtx_ray.model.inputs import ModelInputs
+from gtx_ray.model.tariff import TimeOfUseTariff
 
 MAX_EVENTS = 10_000
 """Most DR events a scenario may expand to (repeats included)."""
@@ -208,16 +211,20 @@ def load_scenario(path: Path | str) -> Scenario:
 
 
 def server_actions(
-    scenario: Scenario, lfdi_of: dict[str, str]
+    scenario: Scenario, lfdi_of: dict[str, str], campus_tariff: TimeOfUseTariff | None = None
 ) -> list[tuple[str, dict[str, object]]]:
     """The admin actions that publish ``scenario`` on the built-in IEEE 2030.5 server:
-    (action, keyword arguments) in order. ``lfdi_of``: meter id → LFDI (devices.json).
+    (action, keyword arguments) in order. ``lfdi_of``: meter id → LFDI (devices.json);
+    ``campus_tariff``: where a tariff change leaves out Ft or the export credit.
     Events keep their scenario mRIDs and a creation time one day before they start, so
     publishing again (a restart on the same state file) changes nothing."""
     actions: list[tuple[str, dict[str, object]]] = []
     for t in scenario.tariffs:
         fields = t.model_dump(exclude_none=True)
         fields["effective_from"] = int(t.effective_from)
+        if campus_tariff is not None:
+            fields.setdefault("ft_thb_per_kwh", campus_tariff.ft_thb_per_kwh)
+            fields.setdefault("export_thb_per_kwh", campus_tariff.export_thb_per_kwh)
         actions.append(("add_tariff", fields))
     for e in scenario.events:
         spec = e.spec
@@ -246,3 +253,48 @@ def server_actions(
         fields = m.model_dump(exclude={"start"}, exclude_none=True)
         actions.append(("create_message", {**fields, "start": int(m.start)}))
     return actions
+
+
+def model_inputs(scenario: Scenario, campus_tariff: TimeOfUseTariff) -> ModelInputs:
+    """The scenario as the meter model's inputs: its events (targets by meter id, or every
+    meter of the event's device category) and the configured tariff followed by the
+    scenario's changes (a change that leaves out Ft or the export credit keeps the
+    configured one)."""
+    controls = tuple(
+        LoadControl(
+            event_id=e.mrid,
+            start_s=e.start,
+            duration_s=e.spec.duration_s,
+            randomize_start_s=e.spec.randomize_start_s,
+            randomize_duration_s=e.spec.randomize_duration_s,
+            reduce_pct=e.spec.reduction_pct,
+            reduce_kw=None if e.spec.reduction_kw is None else float(e.spec.reduction_kw),
+            duty_cycle_pct=None if e.spec.duty_cycle_pct is None else float(e.spec.duty_cycle_pct),
+            cooling_offset_c=(
+                None if e.spec.cooling_offset_c is None else float(e.spec.cooling_offset_c)
+            ),
+            meter_ids=frozenset(e.spec.targets) if e.spec.targets is not None else None,
+            device_category=e.spec.device_category,
+        )
+        for e in scenario.events
+    )
+    return ModelInputs(
+        load_controls=controls,
+        tariffs=(campus_tariff, *(model_tariff(t, campus_tariff) for t in scenario.tariffs)),
+    )
+
+
+def model_tariff(spec: TariffSpec, base: TimeOfUseTariff) -> TimeOfUseTariff:
+    """A scenario tariff change as the model's tariff (unset Ft, export credit: ``base``'s)."""
+    return TimeOfUseTariff(
+        effective_from_s=int(spec.effective_from),
+        on_peak_start_hour=spec.on_peak_start_hour,
+        on_peak_end_hour=spec.on_peak_end_hour,
+        on_peak_thb_per_kwh=spec.on_peak_thb_per_kwh,
+        off_peak_thb_per_kwh=spec.off_peak_thb_per_kwh,
+        ft_thb_per_kwh=base.ft_thb_per_kwh if spec.ft_thb_per_kwh is None else spec.ft_thb_per_kwh,
+        export_thb_per_kwh=(
+            base.export_thb_per_kwh if spec.export_thb_per_kwh is None else spec.export_thb_per_kwh
+        ),
+        name=spec.name,
+    )

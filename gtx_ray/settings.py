@@ -39,6 +39,7 @@ class Settings:
     """Everything a run needs. Times are UTC epoch seconds; durations and intervals are seconds."""
 
     config_file: Path = DEFAULT_CONFIG
+    scenario_file: Path | None = None  # DR events, tariff changes and notices of the run
     meters: int | None = None  # None: the campus from the config file
     meters_per_actor: int | None = None  # None: automatic
     seed: int = 42

@@ -38,13 +38,15 @@ def fleet_group(
 @dataclass(frozen=True)
 class ClientPlan:
     """How the meters act as IEEE 2030.5 clients: the server (built-in or external), the trust
-    anchor (None: the certs dir's SERCA), the PIN to expect, and every | sampled | off posting."""
+    anchor (None: the certs dir's SERCA), the PIN to expect, every | sampled | off posting, and
+    whether they follow the server's demand response, pricing and messaging."""
 
     certs_dir: str
     server_url: str
     ca_file: str | None = None
     pin: int | None = None
     post_mode: str = "every"
+    function_sets: bool = True  # poll demand response, pricing and messaging, and act on them
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -71,19 +73,28 @@ class MeterActor:
         meters = fleet_group(campus, fleet_size, seed, lo, hi)
         self._model = MeterModel(meters, campus, seed, interval_s)
         self._inputs = inputs if inputs is not None else ModelInputs()
+        self._interval_s = interval_s
         self._clients = None
+        self._function_sets = None
         if clients is not None:
             from gtx_ray.ieee2030_5.client.fleet import MeterClients
+            from gtx_ray.ieee2030_5.client.function_sets import MeterFunctionSets
+            from gtx_ray.model.controls import device_category_of
 
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+            ids = [str(m) for m in meters.meter_id]
+            if clients.function_sets:
+                categories = device_category_of(meters.meter_type).tolist()
+                self._function_sets = MeterFunctionSets(dict(zip(ids, categories, strict=True)))
             self._clients = MeterClients(
                 clients.certs_dir,
-                [str(m) for m in meters.meter_id],
+                ids,
                 clients.server_url,
                 ca_file=clients.ca_file,
                 pin=clients.pin,
                 post_mode=clients.post_mode,
                 interval_s=interval_s,
+                pollers=self._function_sets.pollers if self._function_sets else None,
             )
             self._clients.start()
 
@@ -96,9 +107,14 @@ class MeterActor:
     ) -> tuple[pa.RecordBatch, MeterState]:
         """Readings for ``n_intervals`` intervals from ``state`` (RecordBatch, time-major) and the
         state after them."""
-        result = self._model.step(state, n_intervals, override_kw, self._inputs)
+        inputs = self._inputs
+        if self._function_sets is not None:
+            inputs = self._function_sets.model_inputs(inputs)
+        result = self._model.step(state, n_intervals, override_kw, inputs)
         if self._clients is not None:
             self._clients.submit(result.batch)
+        if self._function_sets is not None:
+            self._function_sets.advance(result.state.next_start_s)
         return result.batch, result.state
 
     def set_inputs(self, inputs: ModelInputs) -> None:

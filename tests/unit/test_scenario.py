@@ -4,13 +4,16 @@ admin actions that publish a scenario are the same every time."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.scenario import load_scenario, parse_scenario, server_actions
 
 MONDAY_14H = "2025-03-03T14:00:00+07:00"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _event(**extra):
@@ -78,3 +81,39 @@ def test_server_actions_resolve_targets_and_refuse_unknown_meters():
     assert kwargs["creation_time"] == scenario.events[0].start - 86_400
     with pytest.raises(ConfigError, match="not meters of this run"):
         server_actions(scenario, {})
+
+
+def test_a_year_backfilled_with_the_sample_scenario_sheds_on_52_wednesdays():
+    """The sample scenario's weekly event, stepped through a whole year in day-long windows:
+    exactly 52 local days carry a shed, each a Wednesday afternoon, and the June tariff
+    change moves the price of a weekday 13:00 from off-peak to on-peak."""
+    from gtx_ray.fleet import MeterArrays, load_campus
+    from gtx_ray.model.meters import MeterModel
+    from gtx_ray.scenario import model_inputs
+    from tests.unit.helpers import column, run
+
+    campus = load_campus(REPO / "config" / "utcc_campus_config.json")
+    meters = MeterArrays.from_specs(campus.meters)
+    scenario = load_scenario(REPO / "config" / "scenario_weekly_dr.json")
+    inputs = model_inputs(scenario, campus.model_tariff())
+    model = MeterModel(meters, campus, seed=2025, interval_s=900)
+    start = 1_735_664_400  # 2025-01-01T00:00+07:00
+    table, _ = run(model, start, 365 * 96, 96, inputs)
+    shed = column(table, "shed_kw", len(meters)).sum(axis=1)
+    starts = start + 900 * np.arange(365 * 96)
+    local = starts + 25_200
+    shed_days = np.unique(local[shed > 0] // 86_400)
+    assert len(shed_days) == 53  # 52 weekly events and the April AC-cycling event
+    weekly = [d for d in shed_days if (d + 3) % 7 == 2]  # Wednesdays (epoch day 0: Thursday)
+    assert len(weekly) == 52
+    hours = (local[shed > 0] % 86_400) / 3600
+    assert hours.min() >= 13 and hours.max() < 15.5
+    price = column(table, "price_thb_per_kwh", len(meters))[:, 0]
+    at_13h = (local % 86_400 == 13 * 3600) & ((local // 86_400 + 3) % 7 == 0)  # Mondays 13:00
+    before = price[at_13h & (starts < 1_748_710_800)]
+    after = price[at_13h & (starts >= 1_748_710_800)]
+    ft = campus.tariff.ft_thb_per_kwh  # working Mondays are on-peak, holidays off-peak
+    assert before.max() == pytest.approx(campus.tariff.on_peak_thb_per_kwh + ft)
+    assert after.max() == pytest.approx(5.2 + ft)
+    at_10h = (local % 86_400 == 10 * 3600) & ((local // 86_400 + 3) % 7 == 0)
+    assert price[at_10h & (starts >= 1_748_710_800)].max() == pytest.approx(2.4 + ft)

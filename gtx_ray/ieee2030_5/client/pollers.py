@@ -137,8 +137,13 @@ class PollerSchedule:
         )
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per poller name: polls (succeeded), errors (failed), last_error."""
-        return {
-            s.poller.name: {"polls": s.polls, "errors": s.errors, "last_error": s.last_error}
-            for s in self._scheduled
-        }
+        """Per poller name: polls (succeeded), errors (failed), last_error, and what the
+        poller itself reports (its ``detail()``, when it has one)."""
+        out = {}
+        for s in self._scheduled:
+            row: dict[str, Any] = {"polls": s.polls, "errors": s.errors, "last_error": s.last_error}
+            detail = getattr(s.poller, "detail", None)
+            if callable(detail):
+                row.update(detail())
+            out[s.poller.name] = row
+        return out
