@@ -301,6 +301,7 @@ def start_simulation(
             settings.interval_s,
             influx=influx_config(settings),
             run_id=new_run_id(),  # fixed here: a restarted aggregator resumes the same run
+            utc_offset_s=campus.site.utc_offset_s,
         )
         created.append(aggregator)
         meter_actors = []

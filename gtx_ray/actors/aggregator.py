@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import ray
 from ray.util import metrics
 
+from gtx_ray.actors.day_tally import DayTally
 from gtx_ray.readings import READING_SCHEMA
 from gtx_ray.storage import ReadingSink
 from gtx_ray.storage.checkpoint import CHECKPOINT_EVERY_S, Checkpoint, CheckpointStore
@@ -83,6 +84,7 @@ class AggregatorActor:
         parquet_rows_per_file: int = 1_000_000,
         influx: Any = None,
         run_id: str | None = None,
+        utc_offset_s: int = 0,
     ):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         run_id = run_id or new_run_id()
@@ -97,6 +99,7 @@ class AggregatorActor:
         self._queue: asyncio.Queue[_Window | None] = asyncio.Queue(maxsize=queue_windows)
         self._latest: dict[int, pa.RecordBatch] = {}  # group → its meters' last interval
         self._latest_start_s: int | None = None
+        self._today = DayTally(utc_offset_s, interval_s)  # the campus's local day, for the API
         self.rows_received = 0
         self.rows_stored = self._checkpoint.rows_stored
         self.windows_stored = 0
@@ -175,6 +178,7 @@ class AggregatorActor:
             for group, batch in enumerate(parts):
                 per_interval = batch.num_rows // intervals
                 self._latest[group] = batch.slice(batch.num_rows - per_interval)
+                self._today.add(batch)
             self._latest_start_s = end_s - self._interval_s
             self.rows_received += rows
             stored = asyncio.get_running_loop().create_future()
@@ -299,6 +303,7 @@ class AggregatorActor:
             "windows_stored": self.windows_stored,
             "stored_until_s": self.stored_until_s,
             "latest_interval_s": self._latest_start_s,
+            "today": self._today.to_dict(),
             "queue_depth": self._queue.qsize(),
             "duplicates_ignored": self.duplicates_ignored,
             "rows_trimmed": self.rows_trimmed,

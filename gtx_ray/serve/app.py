@@ -543,7 +543,11 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
         except ConfigError:
             return None
 
-    add_event_routes(app, admin, parse_time, devices_index, error, ADMIN_ERRORS)
+    def simulated_now() -> int | None:
+        clock = ctx.live.clock_status
+        return int(clock["next_start_s"]) if clock and "next_start_s" in clock else None
+
+    add_event_routes(app, admin, parse_time, devices_index, error, ADMIN_ERRORS, simulated_now)
 
     @app.get("/api/ieee2030_5/admin/devices", responses=ADMIN_ERRORS)
     async def admin_devices(request: Request) -> JSONResponse:

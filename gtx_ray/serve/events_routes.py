@@ -97,9 +97,12 @@ def add_event_routes(
     devices_index: Callable[[], dict[str, dict] | None],
     error: Callable[..., JSONResponse],
     responses: dict,
+    simulated_now: Callable[[], int | None],
 ) -> None:
     """The routes above; ``admin`` runs a registry action, ``devices_index`` gives the
-    meter id → LFDI map (None when unknown)."""
+    meter id → LFDI map (None when unknown), ``simulated_now`` the simulation's time (epoch s;
+    None before it is known): what is active, and when a cancellation happens, is judged on
+    the simulated clock, which runs ahead of the wall clock in accelerated runs."""
 
     def when(name: str, value: int | str) -> int:
         return int(parse_time(name, str(value)))  # type: ignore[arg-type]
@@ -126,7 +129,7 @@ def add_event_routes(
     @app.get("/api/ieee2030_5/admin/dr/events", responses=responses)
     async def list_dr_events(request: Request) -> JSONResponse:
         """Every event with its status and the Responses counted by status."""
-        return await admin(request, "list_dr_events")
+        return await admin(request, "list_dr_events", at=simulated_now())
 
     @app.delete("/api/ieee2030_5/admin/dr/events/{event_id}", responses=responses)
     async def cancel_dr_event(
@@ -135,7 +138,13 @@ def add_event_routes(
         randomized: bool = Query(False, description="meters cancel with their randomisation"),
     ) -> JSONResponse:
         """Cancel an event: meters stop shedding at their next poll."""
-        return await admin(request, "cancel_dr_event", event_id=event_id, randomized=randomized)
+        return await admin(
+            request,
+            "cancel_dr_event",
+            event_id=event_id,
+            randomized=randomized,
+            at=simulated_now(),
+        )
 
     @app.post("/api/ieee2030_5/admin/tariffs", responses=responses, status_code=201)
     async def add_tariff(body: TariffIn, request: Request) -> JSONResponse:
@@ -167,7 +176,7 @@ def add_event_routes(
 
     @app.delete("/api/ieee2030_5/admin/messages/{message_id}", responses=responses)
     async def cancel_message(message_id: int, request: Request) -> JSONResponse:
-        return await admin(request, "cancel_message", message_id=message_id)
+        return await admin(request, "cancel_message", message_id=message_id, at=simulated_now())
 
     @app.get("/api/ieee2030_5/admin/responses", responses=responses)
     async def list_responses(
@@ -188,14 +197,14 @@ def add_event_routes(
     @app.get("/api/ieee2030_5/dr/events", responses=responses)
     async def public_dr_events(active: bool = Query(False)) -> JSONResponse:
         """Demand-response events (only those in force with ``active=true``)."""
-        return await admin(None, "list_dr_events", active_only=active)
+        return await admin(None, "list_dr_events", active_only=active, at=simulated_now())
 
     @app.get("/api/ieee2030_5/tariff", responses=responses)
     async def public_tariff() -> JSONResponse:
         """The tariff history, the one in force now and today's price intervals."""
-        return await admin(None, "list_tariffs")
+        return await admin(None, "list_tariffs", at=simulated_now())
 
     @app.get("/api/ieee2030_5/messages", responses=responses)
     async def public_messages(active: bool = Query(False)) -> JSONResponse:
         """Campus notices (only those shown now with ``active=true``)."""
-        return await admin(None, "list_messages", active_only=active)
+        return await admin(None, "list_messages", active_only=active, at=simulated_now())

@@ -119,10 +119,11 @@ class LiveView:
                 )
             if latest is not None:
                 started = time.monotonic()
+                today = storage.get("today")
                 if latest.num_rows > RENDER_IN_THREAD_ROWS:
-                    self.frame = await asyncio.to_thread(self._render, latest)
+                    self.frame = await asyncio.to_thread(self._render, latest, today)
                 else:
-                    self.frame = self._render(latest)
+                    self.frame = self._render(latest, today)
                 finished = time.monotonic()
                 self._next_render_at = finished + RENDER_DUTY_FACTOR * (finished - started)
                 self._latest_interval_s = storage.get("latest_interval_s")
@@ -142,9 +143,11 @@ class LiveView:
             log.warning("REST API live view refresh failed: %s", reason)
         self.refresh_error = reason
 
-    def _render(self, latest: pa.Table) -> Frame:
+    def _render(self, latest: pa.Table, today: dict | None = None) -> Frame:
         readings = views.reading_dicts(latest, self.phases) if latest.num_columns else []
-        summary = views.campus_summary(self.campus_name, self.meters, latest) if readings else None
+        summary = None
+        if readings:
+            summary = views.campus_summary(self.campus_name, self.meters, latest, today)
         self._generation += 1
         frame = Frame(
             latest=latest,

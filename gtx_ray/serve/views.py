@@ -29,6 +29,7 @@ READING_KEYS = (
     "meter_type",
     "phase_type",
     *FIELD_COLUMNS,
+    "shedding",
 )
 
 
@@ -88,6 +89,7 @@ def reading_dicts(table: pa.Table, phases_by_meter: dict[str, int]) -> list[dict
         }
         for name in FIELD_COLUMNS:
             row[name] = _clean(columns[name][i])
+        row["shedding"] = bool(row["shed_kw"]) and row["shed_kw"] > 0  # a load-control event
         out.append(row)
     return out
 
@@ -124,9 +126,13 @@ def totals_dicts(totals: pa.Table) -> list[dict]:
     ]
 
 
-def campus_summary(campus_name: str, meters: MeterArrays, latest: pa.Table) -> dict:
+def campus_summary(
+    campus_name: str, meters: MeterArrays, latest: pa.Table, today: dict | None = None
+) -> dict:
     """``GET /api/campus/summary``: totals over the latest reading of every meter, kW, with
-    per-building totals. Counts describe the fleet."""
+    per-building totals; the import price in force (THB/kWh), the demand cut by load-control
+    events (kW) and the meters cutting it; ``today``: the local day's energy and cost so far
+    (THB; see ``actors.day_tally``). Counts describe the fleet."""
     consumption = np.nan_to_num(latest.column("energy_consumed").to_numpy(zero_copy_only=False))
     generation = np.nan_to_num(latest.column("energy_generated").to_numpy(zero_copy_only=False))
     feed_in = np.nan_to_num(latest.column("grid_feed_in").to_numpy(zero_copy_only=False))
@@ -153,6 +159,8 @@ def campus_summary(campus_name: str, meters: MeterArrays, latest: pa.Table) -> d
         entry["grid_feed_in"] += float(feed_in[i])
     types = meters.meter_type
     battery_levels = levels[~np.isnan(levels)]
+    shed = np.nan_to_num(latest.column("shed_kw").to_numpy(zero_copy_only=False))
+    price = latest.column("price_thb_per_kwh").to_numpy(zero_copy_only=False)
     return {
         "timestamp": rfc3339(int(timestamps.max())) if len(timestamps) else None,
         "campus": campus_name,
@@ -171,5 +179,9 @@ def campus_summary(campus_name: str, meters: MeterArrays, latest: pa.Table) -> d
         "meters_with_solar": int(np.sum(meters.pv_kwp > 0)),
         "meters_with_battery": int(np.sum(meters.battery_kwh > 0)),
         "average_battery_level": float(battery_levels.mean()) if len(battery_levels) else None,
+        "price_thb_per_kwh": float(np.nanmax(price)) if len(price) else None,
+        "shed_kw": float(shed.sum()),
+        "meters_shedding": int(np.sum(shed > 0)),
+        "today": today,
         "buildings": sorted(per_building.values(), key=lambda b: b["building"]),
     }

@@ -5,8 +5,9 @@ Each poll reads the first TariffProfileList linked (DeviceCapability or Function
 the profile of the lowest primacy, its RateComponents, and of the one that prices imported
 energy (its ReadingType's flowDirection 1; the first one when none says) the
 TimeTariffIntervalList; a ConsumptionTariffInterval price is read once per interval (by mRID)
-and scaled by the profile's ``pricePowerOfTenMultiplier``. Intervals more than two days in the
-past are forgotten. Prices are in the profile's currency (the campus: 764, THB).
+and scaled by the profile's ``pricePowerOfTenMultiplier``. Each poll's list replaces the last
+(an interval the server withdrew, e.g. after a tariff change, is forgotten). Prices are in the
+profile's currency (the campus: 764, THB).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from gtx_ray.ieee2030_5.codec import children
 from gtx_ray.ieee2030_5.events import TariffInterval
 
 DEFAULT_POLL_RATE_S = 900
-FORGET_AFTER_S = 2 * 86_400
 MAX_INTERVALS = 2_000
 IMPORT_FLOW = "1"
 
@@ -91,14 +91,11 @@ class PricingPoller:
             price = parse_first_price(cti, power)
             if price is not None:
                 learned[tti.mrid] = TariffInterval(tti.start, tti.duration, tti.tou_tier, price)
-        with self._lock:
-            merged = {**self._intervals, **learned}
-            horizon = now - FORGET_AFTER_S
-            merged = {m: i for m, i in merged.items() if i.start + i.duration > horizon}
-            if len(merged) > MAX_INTERVALS:
-                newest = sorted(merged, key=lambda m: merged[m].start)[-MAX_INTERVALS:]
-                merged = {m: merged[m] for m in newest}
-            self._intervals = merged
+        if len(learned) > MAX_INTERVALS:
+            newest = sorted(learned, key=lambda m: learned[m].start)[-MAX_INTERVALS:]
+            learned = {m: learned[m] for m in newest}
+        with self._lock:  # what the server lists now replaces what it listed before
+            self._intervals = learned
         return poll_rate
 
     async def _flow(self, session: Session, href: str) -> str | None:

@@ -90,18 +90,27 @@ def create_dr_event(
     return dr_event_dict(event, now, registry)
 
 
-def cancel_dr_event(registry: Registry, now: int, event_id: int, randomized: bool = False) -> dict:
+def cancel_dr_event(
+    registry: Registry, now: int, event_id: int, randomized: bool = False, at: int | None = None
+) -> dict:
+    """Cancel at ``at`` (the simulation's time, epoch s) or, when not given, ``now``."""
+    now = now if at is None else at
     return dr_event_dict(registry.drlc.cancel(event_id, now, randomized), now, registry)
 
 
-def list_dr_events(registry: Registry, now: int, active_only: bool = False) -> list[dict]:
+def list_dr_events(
+    registry: Registry, now: int, active_only: bool = False, at: int | None = None
+) -> list[dict]:
+    """Every event, or those in force, at ``at`` (the simulation's time) or ``now``."""
+    now = now if at is None else at
     events = [e for p in registry.drlc.programs for e in registry.drlc.events_of(p)]
     if active_only:
         events = [e for e in events if e.status_at(now)[0] == 1 and now < e.end]
     return [dr_event_dict(e, now, registry) for e in events]
 
 
-def get_dr_event(registry: Registry, now: int, event_id: int) -> dict:
+def get_dr_event(registry: Registry, now: int, event_id: int, at: int | None = None) -> dict:
+    now = now if at is None else at
     return dr_event_dict(registry.drlc.event(event_id), now, registry)
 
 
@@ -114,8 +123,10 @@ def add_tariff(registry: Registry, now: int, **fields: Any) -> dict:
     return asdict(registry.pricing.add(rates))
 
 
-def list_tariffs(registry: Registry, now: int) -> dict:
-    """The tariff history, the one in force now and today's intervals (import prices)."""
+def list_tariffs(registry: Registry, now: int, at: int | None = None) -> dict:
+    """The tariff history, the one in force at ``at`` (the simulation's time) or ``now``, and
+    that day's intervals (import prices)."""
+    now = now if at is None else at
     current = registry.pricing.in_force(now)
     day = 86_400
     off = registry.pricing.utc_offset_s
@@ -169,11 +180,15 @@ def create_message(
     return message_dict(message, now, registry)
 
 
-def cancel_message(registry: Registry, now: int, message_id: int) -> dict:
+def cancel_message(registry: Registry, now: int, message_id: int, at: int | None = None) -> dict:
+    now = now if at is None else at
     return message_dict(registry.messaging.cancel(message_id, now), now, registry)
 
 
-def list_messages(registry: Registry, now: int, active_only: bool = False) -> list[dict]:
+def list_messages(
+    registry: Registry, now: int, active_only: bool = False, at: int | None = None
+) -> list[dict]:
+    now = now if at is None else at
     book = registry.messaging
     messages = [
         m
