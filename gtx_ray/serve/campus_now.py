@@ -119,7 +119,8 @@ def _add_meter_rows(
 
 def campus_now(campus_name: str, types: dict[str, str], latest: pa.Table) -> dict:
     """``GET /api/campus/now`` from the latest reading of every meter (at least one row);
-    ``types`` maps building → building type (``building_types``)."""
+    ``types`` maps building → building type (``building_types``). Besides the powers: the
+    import price in force (THB/kWh) and the demand load-control events cut (kW, meters)."""
     powers = _powers(latest)
     encoded = pc.dictionary_encode(latest.column("building").combine_chunks())
     building_of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp)
@@ -157,9 +158,14 @@ def campus_now(campus_name: str, types: dict[str, str], latest: pa.Table) -> dic
     _add_meter_rows(latest, powers, buildings, picked)
 
     timestamps = latest.column("timestamp").cast(pa.int64()).to_numpy()
+    shed = np.nan_to_num(latest.column("shed_kw").to_numpy(zero_copy_only=False))
+    price = latest.column("price_thb_per_kwh").to_numpy(zero_copy_only=False)
     return {
         "timestamp": rfc3339(int(timestamps.max())),
         "campus": campus_name,
+        "price_thb_per_kwh": float(np.nanmax(price)),
+        "shed_kw": float(shed.sum()),
+        "meters_shedding": int(np.count_nonzero(shed > 0)),
         "totals": {"buildings": len(names), **_entry(totals, 0)},
         "building_types": [
             {"building_type": t, "buildings": int(buildings_per_type[k]), **_entry(per_type, k)}

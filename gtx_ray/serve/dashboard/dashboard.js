@@ -233,7 +233,10 @@
     setText($("buildings-note"), `(${note})`);
   }
 
+  let latestNow = null; // the last /api/campus/now, for the DR and price lines
+
   function renderNow(now) {
+    latestNow = now;
     setText($("campus"), now.campus);
     renderKpis(now);
     renderTables(now);
@@ -432,20 +435,6 @@
     setNumber($("ieee-posts-failed"), s.clients ? s.clients.posts_failed : null, 0);
   }
 
-  // An endpoint that may not exist yet: 404 (or an empty answer) is "none".
-  function summarise(body) {
-    if (body === null || body === undefined) return "none";
-    if (Array.isArray(body)) return body.length ? body.map(summarise).join("; ") : "none";
-    if (typeof body !== "object") return String(body);
-    const parts = [];
-    for (const [key, value] of Object.entries(body)) {
-      if (value === null || typeof value === "object") continue;
-      parts.push(`${key.replace(/_/g, " ")}: ${typeof value === "number" ? fmt(value, 2) : value}`);
-      if (parts.length === 5) break;
-    }
-    return parts.length ? parts.join(", ") : "none";
-  }
-
   // Active demand-response events: "20 % cut, 14:00–15:00 (2 meters)"; none: "none".
   function describeEvents(events) {
     if (!events.length) return "none";
@@ -471,21 +460,26 @@
     return `${fmt(on, 2)} THB/kWh on-peak ${hour(t.on_peak_start_hour)}–${hour(t.on_peak_end_hour)} weekdays, ${fmt(off, 2)} off-peak`;
   }
 
-  function renderManaged(el, result, describe) {
-    if (result.status === 200 && result.body && "result" in result.body) {
-      setText(el, describe(result.body.result));
-      el.dataset.status = "200";
-    } else {
-      renderOptional(el, result);
-    }
+  // What the meters do, from the readings: the fallback when no 2030.5 server answers.
+  function describeShedding(now) {
+    if (!now || !now.meters_shedding) return "none";
+    return `${now.meters_shedding} meter${now.meters_shedding === 1 ? "" : "s"} cutting ${fmt(now.shed_kw, 1)} kW`;
   }
 
-  function renderOptional(el, result) {
-    let text;
-    if (result.status === 404 || result.status === 204) text = "none";
-    else if (result.status === 200) text = summarise(result.body);
-    else text = `unavailable (${result.status})`;
-    setText(el, text);
+  function renderDr(result) {
+    const el = $("dr-event");
+    const events = result.status === 200 && result.body ? result.body.result : null;
+    setText(el, events ? describeEvents(events) : describeShedding(latestNow));
+    el.dataset.status = String(result.status);
+  }
+
+  // The price in force (from the readings) and, when the server publishes it, the tariff.
+  function renderPrice(result) {
+    const el = $("price");
+    const parts = [];
+    if (latestNow && latestNow.price_thb_per_kwh != null) parts.push(`${fmt(latestNow.price_thb_per_kwh, 2)} THB/kWh now`);
+    if (result.status === 200 && result.body) parts.push(describeTariff(result.body.result));
+    setText(el, parts.length ? parts.join("; ") : "none");
     el.dataset.status = String(result.status);
   }
 
@@ -512,8 +506,8 @@
     }
     if (got.clock) renderClock(got.clock);
     if (got.ieee) renderIeee(got.ieee);
-    if (got.dr) renderManaged($("dr-event"), got.dr, describeEvents);
-    if (got.price) renderManaged($("price"), got.price, describeTariff);
+    if (got.dr) renderDr(got.dr);
+    if (got.price) renderPrice(got.price);
 
     const banner = $("banner");
     banner.hidden = failures.length === 0;
