@@ -44,15 +44,18 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_summary(name: str, title: str, command: str, intro: str, *blocks: str) -> Path:
-    """Write ``benchmarks/results/NAME.md``: the title, the command, the machine and date, an
-    introduction, then each block (a printed table) as preformatted text. Returns the path."""
+def write_summary(
+    name: str, title: str, command: str, intro: str, *blocks: str, directory: Path = RESULTS_DIR
+) -> Path:
+    """Write ``NAME.md`` in ``directory`` (default ``benchmarks/results``): the title, the command,
+    the machine and date, an introduction, then each block (a printed table) as preformatted text.
+    Returns the path."""
     text = f"# {title}\n\n`{command}` on {machine()}, {time.strftime('%Y-%m-%d')}"
     text += f"; load average {os.getloadavg()[0]:.1f} at the end.\n\n{intro}\n"
     for block in blocks:
         text += f"\n```\n{block}\n```\n"
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.md"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.md"
     path.write_text(text, encoding="utf-8")
     print(f"written to {path}")
     return path

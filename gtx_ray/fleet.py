@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -270,6 +270,17 @@ class MeterArrays:
     def take(self, index: np.ndarray | slice) -> MeterArrays:
         """A sub-group (e.g. the meters one actor steps)."""
         return MeterArrays(**{k: v[index] for k, v in self.__dict__.items()})
+
+    def without_batteries(self) -> MeterArrays:
+        """The same meters with every battery removed (capacity 0 kWh, power 0 kW, efficiency 1),
+        e.g. to price a campus without storage. Ids, keys and meter types are kept, so the load,
+        PV and demand-response targeting of every meter stay exactly as they were."""
+        return replace(
+            self,
+            battery_kwh=np.zeros_like(self.battery_kwh),
+            battery_kw=np.zeros_like(self.battery_kw),
+            battery_efficiency=np.ones_like(self.battery_efficiency),
+        )
 
     @staticmethod
     def from_specs(meters: list[MeterSpec]) -> MeterArrays:

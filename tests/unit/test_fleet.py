@@ -11,6 +11,7 @@ import pytest
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import METER_TYPES, generate_fleet, load_campus, type_counts
+from gtx_ray.model.meters import MeterModel
 from tests.conftest import CAMPUS_CONFIG
 
 
@@ -133,3 +134,21 @@ def test_generated_fleet_is_deterministic(campus):
 def test_fleet_size_must_be_positive(campus):
     with pytest.raises(ConfigError, match="at least 1"):
         generate_fleet(campus, 0, seed=1)
+
+
+def test_without_batteries_removes_only_the_batteries(campus, campus_meters):
+    bare = campus_meters.without_batteries()
+    assert (campus_meters.battery_kwh > 0).sum() == 5  # the original is untouched
+    assert not bare.battery_kwh.any() and not bare.battery_kw.any()
+    assert np.all(bare.battery_efficiency == 1.0)
+    for name, values in campus_meters.__dict__.items():
+        if not name.startswith("battery"):
+            assert np.array_equal(values, getattr(bare, name)), name
+
+    start = 1_741_712_400  # Wednesday 2025-03-12 00:00 Bangkok, a working day
+    models = [MeterModel(m, campus, seed=1, interval_s=900) for m in (campus_meters, bare)]
+    day = [model.step(model.initial_state(start), 96).batch for model in models]
+    assert day[1].column("battery_power").null_count == day[1].num_rows
+    for name in ("energy_consumed", "solar_generation", "price_thb_per_kwh"):
+        assert day[0].column(name).equals(day[1].column(name)), name
+    assert not day[0].column("energy_import_kwh").equals(day[1].column("energy_import_kwh"))
