@@ -76,14 +76,23 @@ class DrEventSpec(BaseModel):
     randomize_duration_s: int = Field(0, ge=-3600, le=3600)
     description: str = Field("", max_length=32)
     repeat: Repeat | None = None
+    mrid: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{32}$", description="keep this mRID")
+    cancelled_at: int | str | None = None
 
     @field_validator("start")
     @classmethod
     def _start(cls, value: int | str) -> int:
         return _epoch(value, "start")
 
+    @field_validator("cancelled_at")
+    @classmethod
+    def _cancelled(cls, value: int | str | None) -> int | None:
+        return None if value is None else _epoch(value, "cancelled_at")
+
     @model_validator(mode="after")
     def _one_form(self) -> DrEventSpec:
+        if self.repeat is not None and (self.mrid is not None or self.cancelled_at is not None):
+            raise ValueError("mrid and cancelled_at name one event: not with repeat")
         forms = (self.reduction_pct, self.reduction_kw, self.duty_cycle_pct, self.cooling_offset_c)
         if all(f is None for f in forms):
             raise ValueError(
@@ -186,7 +195,8 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
         repeat = spec.repeat or Repeat(every_days=1, count=1)
         for k in range(repeat.count):
             start = int(spec.start) + k * repeat.every_days * 86_400
-            events.append(ScenarioEvent(mrid_hex(event_mrid("scenario", i, k, start)), start, spec))
+            mrid = spec.mrid.upper() if spec.mrid else mrid_hex(event_mrid("scenario", i, k, start))
+            events.append(ScenarioEvent(mrid, start, spec))
     if len(events) > MAX_EVENTS:
         raise ConfigError(f"{source}: dr_events expand to {len(events)} events, over {MAX_EVENTS}")
     tariffs = tuple(sorted(parsed.tariffs, key=lambda t: int(t.effective_from)))
@@ -236,7 +246,11 @@ def server_actions(
                     f"scenario: dr_events targets {missing[:3]} are not meters of this run"
                 )
             targets = [lfdi_of[m] for m in spec.targets]
-        fields = spec.model_dump(exclude={"start", "targets", "repeat"}, exclude_none=True)
+        fields = spec.model_dump(
+            exclude={"start", "targets", "repeat", "mrid", "cancelled_at"}, exclude_none=True
+        )
+        if spec.cancelled_at is not None:
+            fields["cancelled_s"] = int(spec.cancelled_at)
         actions.append(
             (
                 "create_dr_event",
@@ -275,6 +289,7 @@ def model_inputs(scenario: Scenario, campus_tariff: TimeOfUseTariff) -> ModelInp
             ),
             meter_ids=frozenset(e.spec.targets) if e.spec.targets is not None else None,
             device_category=e.spec.device_category,
+            cancelled_at_s=None if e.spec.cancelled_at is None else int(e.spec.cancelled_at),
         )
         for e in scenario.events
     )

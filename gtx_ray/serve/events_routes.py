@@ -9,6 +9,7 @@ Targets are meter ids (looked up in the certificates' ``devices.json``) or LFDIs
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -193,6 +194,21 @@ def add_event_routes(
             subject=subject,
             limit=limit,
         )
+
+    @app.get("/api/ieee2030_5/admin/scenario", responses=responses)
+    async def export_scenario(request: Request) -> JSONResponse:
+        """Everything operators put on the server, as a scenario file: save it and pass it to
+        ``--scenario`` to replay the run with the same events (same mRIDs), tariff changes
+        and notices. Targets are meter ids where the certificates name them, else LFDIs."""
+        answer = await admin(request, "export_scenario")
+        if answer.status_code != 200:
+            return answer
+        scenario = json.loads(answer.body)["result"]
+        meter_of = {str(row["lfdi"]): m for m, row in (devices_index() or {}).items()}
+        for event in scenario["dr_events"]:
+            if "targets" in event:
+                event["targets"] = [meter_of.get(t, t) for t in event["targets"]]
+        return JSONResponse(scenario)
 
     @app.get("/api/ieee2030_5/dr/events", responses=responses)
     async def public_dr_events(active: bool = Query(False)) -> JSONResponse:

@@ -12,7 +12,8 @@ a pure function of seed and time): the targeted meters lose exactly 30 % of thei
 the intervals the event covers whatever the randomisation, the others lose nothing, the
 cancelled event stops at its cancellation, the prices follow the new window, the battery
 discharges in its expensive hours, and the energy balance closes in every interval. The devices'
-Responses (received, started, completed / cancelled) reach the operator's view.
+Responses (received, started, completed / cancelled) reach the operator's view, and the
+scenario the server exports replays the day.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from gtx_ray.model.calendar import holiday_mask
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.runtime import plan_layout, start_simulation
+from gtx_ray.scenario import model_inputs as scenario_model_inputs
+from gtx_ray.scenario import parse_scenario
 from gtx_ray.serve.api import start_rest_api, stop_rest_api
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import read_readings
@@ -354,3 +357,15 @@ def test_events_and_a_tariff_change_reach_the_stored_readings(campus_day):
     np.testing.assert_allclose(
         grid("import_cost_thb"), grid("energy_import_kwh") * grid("price_thb_per_kwh"), rtol=1e-12
     )
+
+    # --- the run can be replayed from what the server held ------------------------------------
+    status, exported = api.call("/api/ieee2030_5/admin/scenario")
+    assert status == 200, exported
+    replay = parse_scenario(exported, "exported scenario")
+    assert {e.mrid for e in replay.events} == {shed["mrid"], cancelled["mrid"]}
+    assert [set(e.spec.targets) for e in replay.events] == [set(meter_ids[:2]), {meter_ids[2]}]
+    inputs = scenario_model_inputs(replay, campus.model_tariff())
+    replayed = uncontrolled.step(uncontrolled.initial_state(START), 96, inputs=inputs).batch
+    for name in ("energy_consumed", "shed_kw", "battery_power", "energy_import_kwh"):
+        again = np.nan_to_num(replayed.column(name).to_numpy(zero_copy_only=False).reshape(96, n))
+        np.testing.assert_allclose(again, np.nan_to_num(grid(name)), rtol=1e-9, atol=1e-9)

@@ -123,6 +123,7 @@ class DemandResponseBook:
         response_required: int = RESPOND_RECEIVED | RESPOND_SPECIFIC,
         mrid: int | None = None,
         creation_time: int | None = None,
+        cancelled_s: int | None = None,
     ) -> EndDeviceControl:
         """A new event; raises BadRequest naming the field that is wrong, Conflict when
         ``mrid`` names an event that exists with other content."""
@@ -162,6 +163,7 @@ class DemandResponseBook:
             randomize_duration_s=randomize_duration_s,
             targets=targets,
             response_required=response_required,
+            cancelled_s=cancelled_s,  # an event replayed from a scenario that was cancelled
         )
         existing = self.by_mrid(event.mrid)
         if existing is not None:

@@ -72,6 +72,7 @@ ADMIN_ACTIONS = {
             "cancel_message",
             "list_messages",
             "list_responses",
+            "export_scenario",
         )
     },
 }

@@ -214,3 +214,47 @@ def list_responses(
         row["status_name"] = RESPONSE_NAMES.get(r.status or 0)
         out.append(row)
     return out
+
+
+def export_scenario(registry: Registry, now: int) -> dict:
+    """Everything operators put on this server as a scenario file (``gtx_ray.scenario``):
+    replaying it with ``--scenario`` gives the meters the same events (same mRIDs), tariff
+    changes and notices. Targets are LFDIs here (the REST layer names meters where it can);
+    a cancelled or superseded event carries ``cancelled_at``."""
+    events = []
+    for e in sorted(registry.drlc.events.values(), key=lambda e: (e.start, e.id)):
+        stop = [s for s in (e.cancelled_s, e.superseded_s) if s is not None]
+        row: dict[str, Any] = {
+            "start": e.start,
+            "duration_s": e.duration,
+            **{k: v for k, v in asdict(e.shed).items() if v is not None},
+            "device_category": e.device_category,
+            "randomize_start_s": e.randomize_start_s,
+            "randomize_duration_s": e.randomize_duration_s,
+            "description": e.description,
+            "mrid": mrid_hex(e.mrid),
+        }
+        if e.targets is not None:
+            row["targets"] = sorted(e.targets)
+        if stop:
+            row["cancelled_at"] = min(stop)
+        events.append(row)
+    tariffs = [asdict(r) for r in registry.pricing.rates]
+    messages = [
+        {
+            "start": m.start,
+            "duration_s": m.duration,
+            "text": m.text,
+            "priority": m.priority,
+            **({"originator": m.originator} if m.originator else {}),
+        }
+        for p in registry.messaging.programs
+        for m in registry.messaging.messages_of(p)
+        if m.cancelled_s is None
+    ]
+    return {
+        "description": f"exported from the IEEE 2030.5 server at {now}",
+        "dr_events": events,
+        "tariffs": tariffs,
+        "messages": messages,
+    }
