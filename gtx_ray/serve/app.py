@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gtx_ray.actors.clock import CommandExpired
 from gtx_ray.serve import views
+from gtx_ray.serve.der_routes import add_der_routes
 from gtx_ray.serve.events_routes import add_event_routes
 from gtx_ray.serve.history import (
     TOTALS_SCHEMA,
@@ -548,6 +549,7 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
         return int(clock["next_start_s"]) if clock and "next_start_s" in clock else None
 
     add_event_routes(app, admin, parse_time, devices_index, error, ADMIN_ERRORS, simulated_now)
+    add_der_routes(app, admin, parse_time, devices_index, error, ADMIN_ERRORS, simulated_now)
 
     @app.get("/api/ieee2030_5/admin/devices", responses=ADMIN_ERRORS)
     async def admin_devices(request: Request) -> JSONResponse:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 LFDI = re.compile(r"[0-9A-Fa-f]{40}")
-RESPONSE_SET_IDS = {"drlc": 1, "pricing": 2, "messaging": 3}
+RESPONSE_SET_IDS = {"drlc": 1, "pricing": 2, "messaging": 3, "der": 4}
 
 AdminCall = Callable[..., Awaitable[JSONResponse]]
 """``admin(request, action, **kwargs)``: an admin action of the registry as a JSON answer
@@ -182,7 +182,7 @@ def add_event_routes(
     @app.get("/api/ieee2030_5/admin/responses", responses=responses)
     async def list_responses(
         request: Request,
-        function_set: Literal["drlc", "pricing", "messaging"] = Query("drlc", alias="set"),
+        function_set: Literal["drlc", "pricing", "messaging", "der"] = Query("drlc", alias="set"),
         subject: str | None = Query(None, pattern=r"^[0-9A-Fa-f]{1,32}$", description="mRID"),
         limit: int = Query(1000, ge=1, le=100_000),
     ) -> JSONResponse:

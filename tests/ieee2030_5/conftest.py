@@ -9,7 +9,7 @@ import pytest
 from gtx_ray.ieee2030_5.pki.cli import certs_main
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from tests.ieee2030_5.helpers import Sep2Client, ThreadedServer
-from tests.ieee2030_5.sep_schema import load_sep_schema
+from tests.ieee2030_5.sep_schema import load_csip_schema, load_sep_schema
 
 REPO = Path(__file__).resolve().parents[2]
 CAMPUS_CONFIG = REPO / "config" / "utcc_campus_config.json"
@@ -19,6 +19,13 @@ CAMPUS_CONFIG = REPO / "config" / "utcc_campus_config.json"
 def sep_schema():
     """The official schema; a failure to obtain it fails the tests that need it (no skip)."""
     return load_sep_schema()
+
+
+@pytest.fixture(scope="session")
+def csip_schema():
+    """The CSIP-AUS 1.2 schema over the official one (DER documents with the csipaus
+    extensions); a failure to obtain it fails the tests that need it."""
+    return load_csip_schema()
 
 
 @pytest.fixture(scope="session")

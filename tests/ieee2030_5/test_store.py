@@ -232,3 +232,66 @@ def test_events_tariffs_messages_and_responses_survive_a_reload(tmp_path):
     assert [(r["lfdi"], r["status"]) for r in rows] == [(who.lfdi, 1)]
     third = admin_events.create_dr_event(again, T0, start=T0, duration_s=60, duty_cycle_pct=50)
     assert third["id"] == second["id"] + 1
+
+
+def test_der_controls_default_and_device_records_survive_a_reload(tmp_path):
+    """DER controls (with their statuses), the DefaultDERControl, DERControlResponses and each
+    device's DER records are written through; a removed device's records leave the file."""
+    from gtx_ray.ieee2030_5.der import DerAvailability, DerCapability, DerSettings, DerStatus
+    from gtx_ray.ieee2030_5.server.managers import admin_der
+    from gtx_ray.ieee2030_5.server.managers.response import ResponseIn
+    from gtx_ray.ieee2030_5.server.responses import SET_DER
+
+    path = tmp_path / "state.sqlite"
+    store = RegistryStore(path)
+    reg = build_registry(CONFIG, T0, store)
+    who, gone = ident(7), ident(8)
+    for d in (who, gone):
+        run(reg, store, Op("edev.register", d, T0, (EndDeviceIn(sfdi=d.sfdi, lfdi=d.lfdi),)))
+    first = admin_der.create_der_control(
+        reg, T0, start=T0 + 3600, duration_s=900, export_limit_kw=5.0, targets=[who.lfdi]
+    )
+    second = admin_der.create_der_control(
+        reg, T0 + 1, start=T0 + 3000, duration_s=1800, fixed_w_pct=-20.0
+    )
+    third = admin_der.create_der_control(reg, T0, start=T0 + 9000, duration_s=60, connect=False)
+    admin_der.cancel_der_control(reg, T0 + 10, control_id=third["id"])
+    admin_der.set_default_der_control(reg, T0, set_grad_w_pct_per_s=0.5, import_limit_kw=20.0)
+    records = {
+        "capability": DerCapability(0x100084, 83, 10.0, doe_modes_supported=3),
+        "settings": DerSettings(T0, 10.0, 1.0, doe_modes_enabled=1),
+        "status": DerStatus(T0, gen_connect_status=5, state_of_charge_pct=65.5),
+        "availability": DerAvailability(T0, stat_w_avail_kw=4.2),
+    }
+    for part, value in records.items():
+        for d, device_id in ((who, 1), (gone, 2)):
+            run(reg, store, Op("der.put_part", d, T0, (device_id, 1, part, value)))
+    body = ResponseIn("DERControlResponse", who.lfdi, int(first["mrid"], 16), 1, T0)
+    assert run(reg, store, Op("rsp.post", who, T0 + 20, (SET_DER, body)))[0].location == (
+        "/rsps/4/rsp/1"
+    )
+    admin.remove_device(reg, T0, 2)
+    store.flush(reg)
+    store.close()
+
+    store = RegistryStore(path)
+    again = build_registry(CONFIG, T0 + 100, store)
+    listed = admin_der.list_der_controls(again, T0 + 100)
+    assert listed == admin_der.list_der_controls(reg, T0 + 100)
+    assert {c["id"]: c["status"] for c in listed} == {
+        first["id"]: "superseded",
+        second["id"]: "scheduled",
+        third["id"]: "cancelled",
+    }
+    assert listed[-1]["responses"] == {} and any(c["responses"] for c in listed)
+    assert admin_der.get_default_der_control(again, T0) == admin_der.get_default_der_control(
+        reg, T0
+    )
+    assert admin_der.list_der_devices(again, T0) == admin_der.list_der_devices(reg, T0)
+    mine = again.der.device(who.lfdi)
+    assert {p: getattr(mine, p) for p in records} == records
+    assert gone.lfdi not in again.der.devices
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM der_devices").fetchone()[0] == 1
+    fourth = admin_der.create_der_control(again, T0, start=T0, duration_s=60, energize=True)
+    assert fourth["id"] == third["id"] + 1

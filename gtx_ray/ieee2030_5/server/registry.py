@@ -33,6 +33,7 @@ from gtx_ray.ieee2030_5.server.budget import (
     DeviceBudget,
     set_bytes,
 )
+from gtx_ray.ieee2030_5.server.der import DerBook
 from gtx_ray.ieee2030_5.server.drlc import DemandResponseBook
 from gtx_ray.ieee2030_5.server.errors import LimitReached
 from gtx_ray.ieee2030_5.server.messaging import MessageBook
@@ -233,6 +234,7 @@ class Registry:
         self.pricing = TariffBook(self.policy.tz_offset)
         self.messaging = MessageBook()
         self.responses = ResponseBook()
+        self.der = DerBook()  # DER programs and controls, and each device's DER records
 
     def track_changes(self) -> None:
         """Record what changes from now on in ``changes`` (for ``store.RegistryStore``)."""
@@ -299,6 +301,7 @@ class Registry:
             return False
         del self._device_by_lfdi[d.lfdi]
         self.changes.devices.add(device_id)
+        self.der.forget(d.lfdi)
         for mirror_id in list(self._mirrors_by_owner.get(d.lfdi, ())):
             self.remove_mirror(mirror_id)
         return True

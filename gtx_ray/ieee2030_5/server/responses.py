@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from gtx_ray.ieee2030_5.events import Response, event_mrid
 from gtx_ray.ieee2030_5.server.errors import NotFound
 
-SET_DRLC, SET_PRICING, SET_MESSAGING = 1, 2, 3
+SET_DRLC, SET_PRICING, SET_MESSAGING, SET_DER = 1, 2, 3, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,7 @@ RESPONSE_SETS = {
     SET_DRLC: ResponseSetInfo(SET_DRLC, event_mrid("rsps", SET_DRLC), "demand response"),
     SET_PRICING: ResponseSetInfo(SET_PRICING, event_mrid("rsps", SET_PRICING), "pricing"),
     SET_MESSAGING: ResponseSetInfo(SET_MESSAGING, event_mrid("rsps", SET_MESSAGING), "messaging"),
+    SET_DER: ResponseSetInfo(SET_DER, event_mrid("rsps", SET_DER), "der"),
 }
 
 

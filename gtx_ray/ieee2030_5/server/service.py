@@ -32,7 +32,7 @@ from gtx_ray.ieee2030_5.server.backend import BatchingBackend
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
 from gtx_ray.ieee2030_5.server.dispatch import OPERATIONS, Op, execute
 from gtx_ray.ieee2030_5.server.errors import Unavailable
-from gtx_ray.ieee2030_5.server.managers import admin, admin_events
+from gtx_ray.ieee2030_5.server.managers import admin, admin_der, admin_events
 from gtx_ray.ieee2030_5.server.store import RegistryStore
 from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
 
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 REGISTRY_NAME = "ieee2030_5_registry"
 RETRY_SAFE = frozenset(OPERATIONS) - {"edev.register", "mirror.delete", "rsp.post"}
 """Operations that give the same state and answer when run twice: every read, PUT of
-DeviceInformation, and mirror posts (a reading set or single reading with the same mRID or
-start replaces the stored one; a repeated POST /mup answers 204 instead of 201)."""
+DeviceInformation and of a DER record, and mirror posts (a reading set or single reading with
+the same mRID or start replaces the stored one; a repeated POST /mup answers 204, not 201)."""
 FRONT_NAME = "ieee2030_5_front"
 FRONT_MAX_RESTARTS = 3
 START_TIMEOUT_S = 60.0
@@ -73,6 +73,18 @@ ADMIN_ACTIONS = {
             "list_messages",
             "list_responses",
             "export_scenario",
+        )
+    },
+    **{
+        name: getattr(admin_der, name)
+        for name in (
+            "create_der_control",
+            "cancel_der_control",
+            "list_der_controls",
+            "get_der_control",
+            "set_default_der_control",
+            "get_default_der_control",
+            "list_der_devices",
         )
     },
 }

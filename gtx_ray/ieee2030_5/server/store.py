@@ -36,8 +36,11 @@ BOOK_STATE = {
     "drlc": ("programs", "events", "next_id"),
     "pricing": ("rates",),
     "messaging": ("programs", "messages", "next_id"),
+    "der": ("programs", "controls", "defaults", "next_id"),
 }
-"""The attributes of each event book the store keeps (responses have their own table)."""
+"""The attributes of each event book the store keeps (responses have their own table, and so
+have the DER records devices PUT: ``der_devices``, one row per device, written when it
+changes)."""
 SYNCHRONOUS = ("NORMAL", "FULL")
 
 _SCHEMA = """
@@ -50,6 +53,7 @@ CREATE TABLE IF NOT EXISTS meter_readings (
 CREATE TABLE IF NOT EXISTS books (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS responses (
     set_id INTEGER NOT NULL, id INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (set_id, id));
+CREATE TABLE IF NOT EXISTS der_devices (lfdi TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS reading_sets (
     mirror_id INTEGER NOT NULL, mrid BLOB NOT NULL, set_mrid BLOB NOT NULL,
     set_id INTEGER NOT NULL, token INTEGER NOT NULL, data BLOB NOT NULL,
@@ -166,6 +170,8 @@ class RegistryStore:
                 setattr(book, attr, value)
         for (data,) in self._db.execute("SELECT data FROM responses ORDER BY set_id, id"):
             registry.responses.put(pickle.loads(data))
+        for lfdi, data in self._db.execute("SELECT lfdi, data FROM der_devices"):
+            registry.der.devices[lfdi] = pickle.loads(data)
 
     def _flush_books(self, registry: Registry) -> bool:
         """Write the changed event books and new or dropped responses (inside a transaction)."""
@@ -184,7 +190,15 @@ class RegistryStore:
             )
         for key in responses.dropped:
             db.execute("DELETE FROM responses WHERE set_id=? AND id=?", key)
-        return wrote or bool(responses.new or responses.dropped)
+        der = registry.der
+        for lfdi in der.dirty:
+            record = der.devices.get(lfdi)
+            if record is None:
+                db.execute("DELETE FROM der_devices WHERE lfdi=?", (lfdi,))
+            else:
+                row = (lfdi, _blob(record))
+                db.execute("INSERT OR REPLACE INTO der_devices VALUES (?, ?)", row)
+        return wrote or bool(responses.new or responses.dropped or der.dirty)
 
     @staticmethod
     def _books_written(registry: Registry) -> None:
@@ -192,6 +206,7 @@ class RegistryStore:
             getattr(registry, name).changed = False
         registry.responses.new.clear()
         registry.responses.dropped.clear()
+        registry.der.dirty.clear()
 
     # --- writing -----------------------------------------------------------------------
     def flush(self, registry: Registry) -> bool:
@@ -199,7 +214,7 @@ class RegistryStore:
         when there was nothing to write. On an error nothing of it is committed (the caller
         must not acknowledge the operations: the registry's memory is then ahead of the file)."""
         ch = registry.changes
-        books = registry.responses.new or registry.responses.dropped
+        books = registry.responses.new or registry.responses.dropped or registry.der.dirty
         books = books or any(getattr(registry, name).changed for name in BOOK_STATE)
         if not ch and not books:
             return False

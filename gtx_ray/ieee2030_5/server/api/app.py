@@ -19,6 +19,7 @@ from gtx_ray.ieee2030_5.codec import REASON_RESOURCE_LIMIT, XmlError
 from gtx_ray.ieee2030_5.elements import render_error
 from gtx_ray.ieee2030_5.server.api import (
     dcap,
+    der,
     drlc,
     edev,
     messaging,
@@ -133,6 +134,6 @@ def create_app(backend: Backend, settings: ApiSettings, peers: PeerGate) -> web.
     app[SETTINGS] = settings
     app[PEERS] = peers
     app[STATS] = ServerStats()
-    for module in (dcap, edev, mirror, metering, drlc, pricing, messaging, response):
+    for module in (dcap, edev, mirror, metering, drlc, der, pricing, messaging, response):
         app.add_routes(module.routes())
     return app

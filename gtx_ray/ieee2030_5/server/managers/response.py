@@ -18,6 +18,7 @@ from gtx_ray.ieee2030_5.server.pricing import PROFILE_MRID
 from gtx_ray.ieee2030_5.server.registry import Registry
 from gtx_ray.ieee2030_5.server.responses import (
     RESPONSE_SETS,
+    SET_DER,
     SET_DRLC,
     SET_MESSAGING,
     ResponseSetInfo,
@@ -77,6 +78,8 @@ def get_response(
 def _known_subject(registry: Registry, set_id: int, subject: int) -> bool:
     if set_id == SET_DRLC:
         return registry.drlc.by_mrid(subject) is not None
+    if set_id == SET_DER:
+        return registry.der.by_mrid(subject) is not None
     if set_id == SET_MESSAGING:
         return any(m.mrid == subject for m in registry.messaging.messages.values())
     return subject == PROFILE_MRID or bool(registry.pricing.rates)

@@ -12,6 +12,7 @@ TIME_QUALITY = 4
 def render_device_capability(v: DeviceCapabilityView) -> bytes:
     doc = root("DeviceCapability", "/dcap", pollRate=v.poll_rate)
     link(doc, "DemandResponseProgramListLink", "/dr")
+    link(doc, "DERProgramListLink", "/derp")
     link(doc, "MessagingProgramListLink", "/msg")
     link(doc, "ResponseSetListLink", "/rsps")
     link(doc, "TariffProfileListLink", "/tp")

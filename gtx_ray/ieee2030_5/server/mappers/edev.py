@@ -51,6 +51,7 @@ def parse_end_device(doc: etree._Element) -> EndDeviceIn:
 
 def _fill_end_device(el: etree._Element, d: EndDeviceView) -> None:
     href = f"/edev/{d.id}"
+    link(el, "DERListLink", f"{href}/der", 1)
     if d.device_category is not None:
         leaf(el, "deviceCategory", hex_text(d.device_category, 4))
     link(el, "DeviceInformationLink", f"{href}/di")
@@ -131,6 +132,7 @@ def _fsa_mrid(device_id: int, fsa_id: int) -> str:
 def _fill_fsa(el: etree._Element, device_id: int, fsa_id: int) -> None:
     """The function sets a device uses: every device gets the campus programs."""
     link(el, "DemandResponseProgramListLink", "/dr")
+    link(el, "DERProgramListLink", "/derp")
     link(el, "MessagingProgramListLink", "/msg")
     link(el, "ResponseSetListLink", "/rsps")
     link(el, "TariffProfileListLink", "/tp")
