@@ -5,7 +5,9 @@ interval in kW, so an interval's energy is exactly power × interval: ``energy_i
 ``energy_export_kwh`` = (``energy_consumed`` − ``energy_generated`` + ``battery_power``) × hours.
 
 ``energy_consumed`` is the demand the meter records: the building's load less what a demand-response
-event shed (``shed_kw``), plus any rebound after an event. Prices are THB/kWh, costs THB.
+event shed (``shed_kw``), plus any rebound after an event. ``energy_generated`` is the PV output
+after any curtailment by DER controls (``curtailed_kw``; the PV available is their sum). Prices
+are THB/kWh, costs THB.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ FIELD_DOCS: tuple[tuple[str, bool, str], ...] = (
         "export_credit_thb",
         False,
         "credit for this interval's export: energy_export_kwh × export price, THB",
+    ),
+    (
+        "curtailed_kw",
+        False,
+        "PV output that IEEE 2030.5 DER controls curtailed in this interval (export, generation "
+        "or max-power limit, disconnect), kW average; 0 when none, never negative",
     ),
 )
 FIELD_COLUMNS = tuple(name for name, _, _ in FIELD_DOCS)

@@ -9,7 +9,9 @@ whole fleet (every random stream is keyed by the seed and the meter id, never by
 Demand-response events and prices come in as time-stamped ``ModelInputs``: the demand a meter
 records is the load model's demand − the shed of the events in force + the rebound after them,
 and the battery dispatches against the prices in force; both are pure functions of the inputs and
-time, so a window cut anywhere (inside an event, inside a rebound) changes nothing.
+time, so a window cut anywhere (inside an event, inside a rebound) changes nothing. IEEE 2030.5 DER
+controls (``ModelInputs.der_controls`` / ``der_default``) steer the PV and batteries of meters that
+have them the same way (``der``, ``der_dispatch``): PV curtailed by them shows in ``curtailed_kw``.
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ import numpy as np
 import pyarrow as pa
 
 from gtx_ray.fleet import METER_TYPES, CampusConfig, MeterArrays
-from gtx_ray.model.battery import dispatch
+from gtx_ray.model.battery import Bank, dispatch
 from gtx_ray.model.calendar import calendar_days
-from gtx_ray.model.controls import ControlledMeters, rebound_kw, shed_kw
+from gtx_ray.model.controls import ControlledMeters, device_category_of, rebound_kw, shed_kw
+from gtx_ray.model.der import DerMeters, control_weights
+from gtx_ray.model.der_dispatch import DerFlows, DerModes, der_dispatch
 from gtx_ray.model.electrical import current_a, grid_frequency_hz, power_factor, voltage_v
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.load import meter_load_kw, type_constants
 from gtx_ray.model.noise import hash_keys, uniform
 from gtx_ray.model.solar import solar_resource
-from gtx_ray.model.tariff import prices
+from gtx_ray.model.tariff import Prices, prices
 from gtx_ray.model.weather import site_weather
 from gtx_ray.readings import FIELD_COLUMNS, READING_SCHEMA
 
 _STREAM_REGISTER, _STREAM_PV_DERATE = 401, 402
+_RESIDUE = 1e-12  # grid flows this small relative to the flows through a DER meter are rounding
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,22 @@ class MeterModel:
             meters.meter_id, meters.key, meters.meter_type, meters.building_type
         )
         self._battery = np.flatnonzero(meters.battery_kwh > 0)
+        # Meters with PV and/or a battery: the distributed energy resources DER controls steer.
+        self._der = np.flatnonzero((meters.pv_kwp > 0) | (meters.battery_kwh > 0))
+        self._der_battery = np.flatnonzero(meters.battery_kwh[self._der] > 0)  # within _der
+        self._der_meters = DerMeters(
+            meter_id=np.asarray(meters.meter_id, dtype=object)[self._der],
+            key=np.asarray(meters.key, dtype=np.uint64)[self._der],
+            category=device_category_of(meters.meter_type[self._der]),
+            inverter_kw=meters.inverter_kw[self._der],
+        )
+        has_bank = meters.battery_kwh[self._der] > 0
+        self._der_bank = Bank.of(
+            np.where(has_bank, meters.battery_kwh[self._der], 0.0),
+            np.where(has_bank, meters.battery_kw[self._der], 0.0),
+            np.where(has_bank, meters.battery_efficiency[self._der], 1.0),
+            self._policy,
+        )
         self._has_pv = meters.pv_kwp > 0
         self._three_phase = meters.phases == 3
         self._base_pf = type_constants("power_factor")[meters.building_type]
@@ -190,9 +211,22 @@ class MeterModel:
 
         battery_kw = np.zeros((n_intervals, n_meters))  # + charging, − discharging
         level_pct = np.full((n_intervals, n_meters), np.nan)
+        curtailed_kw = np.zeros((n_intervals, n_meters))
         new_soc = state.soc_kwh.copy()
         b = self._battery
-        if len(b):
+        override = None if override_kw is None else np.asarray(override_kw, np.float64)
+        der_flows = bool(inputs.der_controls or inputs.der_default is not None) and len(self._der)
+        if der_flows:
+            j = self._der
+            flows = self._der_flows(
+                inputs, starts, load_kw[:, j], pv_kw[:, j], state, price, override
+            )
+            curtailed_kw[:, j] = np.maximum(pv_kw[:, j] - flows.pv_kw, 0.0)
+            pv_kw[:, j] = flows.pv_kw
+            battery_kw[:, j] = flows.charge_kw - flows.discharge_kw
+            level_pct[:, b] = flows.soc_kwh[:, self._der_battery] / m.battery_kwh[b] * 100.0
+            new_soc[b] = flows.soc_kwh[-1, self._der_battery]
+        elif len(b):
             flows = dispatch(
                 state.soc_kwh[b],
                 m.battery_kwh[b],
@@ -203,13 +237,20 @@ class MeterModel:
                 price.cheap,
                 self.interval_s,
                 self._policy,
-                None if override_kw is None else np.asarray(override_kw, np.float64)[b],
+                None if override is None else override[b],
             )
             battery_kw[:, b] = flows.charge_kw - flows.discharge_kw
             level_pct[:, b] = flows.soc_kwh / m.battery_kwh[b] * 100.0
             new_soc[b] = flows.soc_kwh[-1]
 
         grid_kw = load_kw - pv_kw + battery_kw  # + import, − export
+        if der_flows:
+            # A DER limit met exactly (export 0, say) leaves a rounding residue of a few ulp of the
+            # flows through the meter: read it as 0, so the registers do not creep.
+            j = self._der
+            through_kw = load_kw[:, j] + pv_kw[:, j] + curtailed_kw[:, j] + np.abs(battery_kw[:, j])
+            residue = np.abs(grid_kw[:, j]) <= _RESIDUE * through_kw
+            grid_kw[:, j] = np.where(residue, 0.0, grid_kw[:, j])
         export_kw = np.maximum(-grid_kw, 0.0)
         import_kwh = np.maximum(grid_kw, 0.0) * hours
         export_kwh = export_kw * hours
@@ -237,6 +278,7 @@ class MeterModel:
             "import_register_kwh": import_register,
             "export_register_kwh": export_register,
             "shed_kw": shed,
+            "curtailed_kw": curtailed_kw,
             "price_thb_per_kwh": np.broadcast_to(price.import_thb_per_kwh[:, None], shape),
             "import_cost_thb": import_kwh * price.import_thb_per_kwh[:, None],
             "export_credit_thb": export_kwh * price.export_thb_per_kwh[:, None],
@@ -254,6 +296,47 @@ class MeterModel:
             soc_kwh=new_soc,
         )
         return WindowResult(batch=batch, state=new_state)
+
+    def _der_flows(
+        self,
+        inputs: ModelInputs,
+        starts: np.ndarray,
+        load_kw: np.ndarray,
+        pv_free_kw: np.ndarray,
+        state: MeterState,
+        price: Prices,
+        override_kw: np.ndarray | None,
+    ) -> DerFlows:
+        """PV and battery operation of the group's DER meters (``self._der``) under the DER
+        controls: load and uncontrolled PV (T, D), kW, in; PV output, battery flows and state of
+        charge out (see ``der_dispatch``)."""
+        meters, default = self._der_meters, inputs.der_default
+        events, weights = control_weights(
+            inputs.der_controls, default, self.seed, meters, starts, self.interval_s
+        )
+        in_force = np.zeros(load_kw.shape)
+        for weight in weights:  # in precedence order, so the sum is the same in every window
+            in_force = in_force + weight
+        base = (np.maximum(1.0 - in_force, 0.0), DerModes.of(None, default, meters))
+        settings = (
+            base,
+            *(
+                (weight, DerModes.of(event, default, meters))
+                for weight, event in zip(weights, events, strict=True)
+            ),
+        )
+        return der_dispatch(
+            settings,
+            load_kw,
+            pv_free_kw,
+            np.nan_to_num(state.soc_kwh[self._der], nan=0.0),
+            self._der_bank,
+            price.expensive,
+            price.cheap,
+            self.interval_s,
+            self._policy,
+            None if override_kw is None else override_kw[self._der],
+        )
 
     def _to_batch(
         self,

@@ -75,6 +75,9 @@ def assert_physics(table: pa.Table, model: MeterModel, interval_s: int) -> None:
     assert np.all(pv >= 0)
     assert np.all(pv <= m.pv_kwp + 1e-9), "PV above its kWp"
     assert np.all(pv <= m.inverter_kw + 1e-9) or not m.pv_kwp.any()
+    curtailed = column(table, "curtailed_kw", n)
+    assert np.all(curtailed >= 0) and np.all(curtailed[:, m.pv_kwp == 0] == 0)
+    assert np.all(pv + curtailed <= m.inverter_kw + 1e-9), "PV available above the inverter"
 
     volts = column(table, "voltage", n)
     nominal = np.where(m.phases == 3, 400.0, 230.0)

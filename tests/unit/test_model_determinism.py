@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gtx_ray.fleet import generate_fleet
-from gtx_ray.model.controls import LoadControl
+from gtx_ray.model.controls import COMBINED_PV_AND_STORAGE, PHOTOVOLTAIC_SYSTEM, LoadControl
+from gtx_ray.model.der import DerControl, DerDefault
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.model.tariff import PriceInterval, TimeOfUseTariff
@@ -79,7 +80,8 @@ NOON = TUESDAY + 12 * 3600
 
 def _inputs(meter_ids) -> ModelInputs:
     """Two overlapping randomised events (one cancelled, one for some meters only), a tariff
-    change and a price interval between 12:00 and 20:00."""
+    change, a price interval and three overlapping DER controls (randomised, ramped, one
+    cancelled, one for some meters only) under a default control between 12:00 and 20:00."""
     return ModelInputs(
         load_controls=(
             LoadControl(
@@ -104,6 +106,38 @@ def _inputs(meter_ids) -> ModelInputs:
         ),
         tariffs=(TimeOfUseTariff(NOON + 5 * 3600, 17.0, 21.0, 6.0, 2.5, 0.4, 2.0),),
         prices=(PriceInterval(NOON + 5 * 3600 + 1800, 2700, 9.0),),
+        der_controls=(
+            DerControl(
+                "DE0001",
+                NOON + 1800,
+                3 * 3600,
+                randomize_start_s=900,
+                randomize_duration_s=-600,
+                device_category=PHOTOVOLTAIC_SYSTEM | COMBINED_PV_AND_STORAGE,
+                export_limit_kw=0.0,
+                ramp_s=1200,
+            ),
+            DerControl(
+                "DE0002",
+                NOON + 2 * 3600,
+                3 * 3600,
+                randomize_start_s=-600,
+                meter_ids=frozenset(meter_ids[1::2]),
+                primacy=0,
+                cancelled_at_s=NOON + 4 * 3600 + 300,
+                fixed_kw=25.0,
+            ),
+            DerControl(
+                "DE0003",
+                NOON + 3 * 3600,
+                2 * 3600,
+                randomize_duration_s=1800,
+                created_s=NOON,
+                max_limit_pct=30.0,
+                import_limit_kw=50.0,
+            ),
+        ),
+        der_default=DerDefault(generation_limit_kw=150.0, set_grad_w=0.05),
     )
 
 
@@ -115,6 +149,7 @@ def test_same_inputs_same_batches(campus, campus_meters):
     plain, _ = run(MeterModel(campus_meters, campus, 9, 900), NOON, 32, 32)
     assert not a.equals(plain)
     assert a.column("shed_kw").to_numpy().max() > 0
+    assert a.column("curtailed_kw").to_numpy().max() > 0
 
 
 def test_one_window_equals_two_split_at_any_interval(campus, campus_meters):

@@ -1,0 +1,293 @@
+"""IEEE 2030.5 DER controls (DERControl, DefaultDERControl, CSIP-AUS limits) as model inputs:
+what each control asks, whom it targets and how much of each interval it is in force.
+
+A ``DerControl`` is one DERControl event reduced to what the model needs; a ``DerDefault`` is the
+DefaultDERControl, in force whenever no event is. Like demand-response events they are inputs to a
+window, like time: everything here is a pure function of (seed, meter, control, interval), so a
+window replayed, split anywhere or run on another node yields the same readings.
+
+When: each meter runs an event over [begin, end): begin = start + its randomizeStart draw, end =
+begin + duration + its randomizeDuration draw (OneHourRangeType, −3600..3600 s, drawn uniformly
+between 0 and the value, keyed by the seed, the meter's key and the event's mRID), cut at
+``cancelled_at_s`` (not randomised).
+
+Precedence: at each instant a meter follows one event, the one in force with the lowest
+``primacy``; among equal primacy the latest ``created_s`` wins, then the greatest ``event_id``.
+Modes the winning event leaves unset fall back to the default control's (CSIP-AUS), where a default
+targets the meter; otherwise they are unconstrained.
+
+Ramp (rampTms): an event moves the meter's operation linearly, over ``ramp_s`` seconds from its
+begin, from what the meter would do under the default control (or uncontrolled, without one) to
+what the event asks; with ``ramp_s`` None the default's ``set_grad_w`` (setGradW, % of the rated
+power per second) gives the time to traverse the full rated range, 100 / set_grad_w s; without
+either the change is a step. A disconnect (``connect`` or ``energize`` False) is never ramped. The
+ramp is modelled as a weight: in an interval, each event has the share of the interval it is the
+winning event, each instant counted by its ramp progress (0 at begin, 1 after ramp_s), and the
+default (or uncontrolled) operation has the rest. An event also counts only for the part of an
+interval it covers. The meter's interval averages are the weighted averages of its operation under
+each (see ``der_dispatch``); for a limit u → L on a steady quantity this equals ramping the limit
+itself. Not modelled: a ramp from a preceding event's setting (ramps start from the default) and a
+ramp at an event's end (the meter returns to the default at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gtx_ray.model.controls import MAX_RANDOMIZE_S
+from gtx_ray.model.noise import hash_keys, stable_key, uniform
+
+_STREAM_START, _STREAM_DURATION = 601, 602
+_FAR_S = 2.0**62  # an instant after every simulated time, UTC epoch s (exact in float64)
+
+# The operating modes a control may set, shared by DerControl and DerDefault (None = not set).
+MODE_FIELDS = (
+    "connect",
+    "energize",
+    "export_limit_kw",
+    "import_limit_kw",
+    "generation_limit_kw",
+    "load_limit_kw",
+    "fixed_kw",
+    "max_limit_pct",
+)
+
+
+def _check_modes(name: str, control: DerControl | DerDefault) -> None:
+    for field in ("export_limit_kw", "import_limit_kw", "generation_limit_kw", "load_limit_kw"):
+        value = getattr(control, field)
+        if value is not None and not value >= 0:
+            raise ValueError(f"{name}: {field} must be ≥ 0 kW, got {value}")
+    if control.fixed_kw is not None and not np.isfinite(control.fixed_kw):
+        raise ValueError(f"{name}: fixed_kw must be finite, got {control.fixed_kw}")
+    pct = control.max_limit_pct
+    if pct is not None and not 0.0 <= pct <= 100.0:
+        raise ValueError(f"{name}: max_limit_pct must be in [0, 100] %, got {pct}")
+    if control.device_category < 0:
+        raise ValueError(f"{name}: device_category is a bitmap ≥ 0")
+    if control.meter_ids is not None and not isinstance(control.meter_ids, frozenset):
+        object.__setattr__(control, "meter_ids", frozenset(control.meter_ids))
+
+
+@dataclass(frozen=True)
+class DerControl:
+    """One DER control event (an IEEE 2030.5 DERControl).
+
+    event_id: the event's mRID (hex string); start_s: scheduled start, UTC epoch s; duration_s:
+    scheduled duration, s; randomize_start_s / randomize_duration_s: −3600..3600 s, each meter
+    shifts its start / stretches its duration by its own draw between 0 and this value.
+    Targets: meter_ids (None: every meter of the category), device_category (DeviceCategoryType
+    bitmap, 0: every category; see ``controls.device_category_of``). primacy: the program's
+    primacy, lower wins; created_s: the event's creation time, UTC epoch s, the later wins among
+    equal primacy; cancelled_at_s: UTC epoch s from which a cancelled or superseded event stops.
+
+    Modes (None: not set, the default control's applies):
+    connect (opModConnect) / energize (opModEnergize): False takes PV and battery off (0 kW).
+    export_limit_kw (opModExpLimW): grid export at the meter ≤ this, kW.
+    import_limit_kw (opModImpLimW): grid import at the meter ≤ this, kW, as far as the battery can.
+    generation_limit_kw (opModGenLimW): PV + battery discharge ≤ this, kW.
+    load_limit_kw (opModLoadLimW): battery charge ≤ this, kW.
+    fixed_kw (opModFixedW): battery set-point, kW, + discharge / − charge.
+    max_limit_pct (opModMaxLimW): PV AC output ≤ this % of the inverter's rated power.
+    ramp_s (rampTms): seconds to move to the new setting; None: the default's setGradW.
+    """
+
+    event_id: str
+    start_s: int
+    duration_s: int
+    randomize_start_s: int = 0
+    randomize_duration_s: int = 0
+    meter_ids: frozenset[str] | None = None
+    device_category: int = 0
+    primacy: int = 1
+    created_s: int = 0
+    cancelled_at_s: int | None = None
+    connect: bool | None = None
+    energize: bool | None = None
+    export_limit_kw: float | None = None
+    import_limit_kw: float | None = None
+    generation_limit_kw: float | None = None
+    load_limit_kw: float | None = None
+    fixed_kw: float | None = None
+    max_limit_pct: float | None = None
+    ramp_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.event_id:
+            raise ValueError("a DER control needs an event_id (its mRID)")
+        name = f"DER control {self.event_id}"
+        if self.duration_s < 0:
+            raise ValueError(f"{name}: duration_s must be ≥ 0, got {self.duration_s}")
+        for field in ("randomize_start_s", "randomize_duration_s"):
+            value = getattr(self, field)
+            if not -MAX_RANDOMIZE_S <= value <= MAX_RANDOMIZE_S:
+                raise ValueError(f"{name}: {field} must be in −3600..3600, got {value}")
+        if self.ramp_s is not None and not self.ramp_s >= 0:
+            raise ValueError(f"{name}: ramp_s must be ≥ 0 s, got {self.ramp_s}")
+        _check_modes(name, self)
+
+    @property
+    def disconnects(self) -> bool:
+        """The event takes the DER off the grid (opModConnect or opModEnergize False)."""
+        return self.connect is False or self.energize is False
+
+
+@dataclass(frozen=True)
+class DerDefault:
+    """The DefaultDERControl: modes in force when no event is (and for modes an event leaves
+    unset). Targets and modes as in ``DerControl``; set_grad_w (setGradW): ramp rate of events
+    without their own ramp_s, % of the rated power per second (None or 0: no ramp)."""
+
+    meter_ids: frozenset[str] | None = None
+    device_category: int = 0
+    connect: bool | None = None
+    energize: bool | None = None
+    export_limit_kw: float | None = None
+    import_limit_kw: float | None = None
+    generation_limit_kw: float | None = None
+    load_limit_kw: float | None = None
+    fixed_kw: float | None = None
+    max_limit_pct: float | None = None
+    set_grad_w: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.set_grad_w is not None and not self.set_grad_w >= 0:
+            raise ValueError(
+                f"default DER control: set_grad_w must be ≥ 0 %/s, got {self.set_grad_w}"
+            )
+        _check_modes("default DER control", self)
+
+    def ramp_s(self) -> float:
+        """Seconds an event without rampTms takes to change the output: 100 / set_grad_w (full
+        rated range at setGradW), 0 without a gradient."""
+        return 100.0 / self.set_grad_w if self.set_grad_w else 0.0
+
+
+@dataclass(frozen=True)
+class DerMeters:
+    """What DER control needs to know of a group of D meters with PV and/or a battery.
+
+    meter_id: (D,) str; key: (D,) uint64 random stream of each meter; category: (D,) int64
+    DeviceCategoryType bits; inverter_kw: (D,) PV inverter rating, kW (0 without PV).
+    """
+
+    meter_id: np.ndarray
+    key: np.ndarray
+    category: np.ndarray
+    inverter_kw: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.meter_id)
+
+
+def targeted(control: DerControl | DerDefault, meters: DerMeters) -> np.ndarray:
+    """(D,) bool: the control applies to the meter (category 0 or a shared bit, and the meter is
+    listed when the control lists meters)."""
+    hit = np.full(len(meters), True)
+    if control.device_category:
+        hit &= (meters.category & control.device_category) != 0
+    if control.meter_ids is not None:
+        hit &= np.isin(meters.meter_id.astype(str), list(control.meter_ids))
+    return hit
+
+
+def control_window(
+    control: DerControl, seed: int, meters: DerMeters
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each meter's window [begin, end) of the event, UTC epoch s (float), (D,) each; end ≤ begin:
+    never in force. Computed for every meter; ``targeted`` says whom it concerns."""
+    keys = hash_keys(seed, meters.key, np.uint64(stable_key(control.event_id)))
+    begin = control.start_s + uniform(keys, _STREAM_START) * control.randomize_start_s
+    duration_s = np.maximum(
+        control.duration_s + uniform(keys, _STREAM_DURATION) * control.randomize_duration_s, 0.0
+    )
+    end = begin + duration_s
+    if control.cancelled_at_s is not None:
+        end = np.minimum(end, float(control.cancelled_at_s))
+    return begin, end
+
+
+def by_precedence(controls: tuple[DerControl, ...]) -> tuple[DerControl, ...]:
+    """Controls from the strongest to the weakest: lowest primacy, then latest created_s, then
+    greatest event_id."""
+    ordered = sorted(controls, key=lambda c: c.event_id, reverse=True)
+    return tuple(sorted(ordered, key=lambda c: (c.primacy, -c.created_s)))
+
+
+def ramp_of(control: DerControl, default: DerDefault | None) -> float:
+    """Seconds the event takes to reach its setting (see the module docstring)."""
+    if control.disconnects:
+        return 0.0
+    if control.ramp_s is not None:
+        return float(control.ramp_s)
+    return default.ramp_s() if default is not None else 0.0
+
+
+def _ramped_s(rel_s: np.ndarray, ramp_s: float) -> np.ndarray:
+    """∫ from 0 to rel of min(max(x / ramp, 0), 1) dx: seconds of full effect by ``rel_s`` s after
+    the begin."""
+    if ramp_s <= 0.0:
+        return np.maximum(rel_s, 0.0)
+    inside = np.clip(rel_s, 0.0, ramp_s)
+    return inside * inside / (2.0 * ramp_s) + np.maximum(rel_s - ramp_s, 0.0)
+
+
+def control_weights(
+    controls: tuple[DerControl, ...],
+    default: DerDefault | None,
+    seed: int,
+    meters: DerMeters,
+    starts_s: np.ndarray,
+    interval_s: int,
+) -> tuple[tuple[DerControl, ...], np.ndarray]:
+    """The events that concern the group, strongest first, and each one's weight in each interval,
+    shape (E, T, D), 0–1: the share of the interval [start, start + interval) the event is the
+    meter's winning event, each instant counted by the event's ramp progress. The default (or
+    uncontrolled) operation has 1 − the sum. A pure function of the controls, the seed, the meter
+    and the interval: the same whichever window holds the interval.
+    """
+    starts_s = np.asarray(starts_s, dtype=np.int64)
+    n_meters = len(meters)
+    events: list[DerControl] = []
+    begins, ends = [], []
+    for control in by_precedence(controls):
+        hit = targeted(control, meters)
+        if not hit.any():
+            continue
+        begin, end = control_window(control, seed, meters)
+        live = hit & (end > begin)
+        if not live.any():
+            continue
+        events.append(control)
+        begins.append(np.where(live, begin, _FAR_S))
+        ends.append(np.where(live, end, _FAR_S))
+    weights = np.zeros((len(events), len(starts_s), n_meters))
+    if not events or not len(starts_s):
+        return tuple(events), weights
+    begin, end = np.array(begins), np.array(ends)  # (E, D)
+
+    # Cut each meter's time line at every begin and end; a piece belongs to the strongest event
+    # in force on it. Untargeted events sit at _FAR_S, so they change no meter's pieces.
+    cuts = np.sort(np.vstack([begin, end]), axis=0)  # (2E, D)
+    lo_t = starts_s[:, None].astype(np.float64)
+    hi_t = lo_t + float(interval_s)
+    for piece in range(len(cuts) - 1):
+        lo, hi = cuts[piece], cuts[piece + 1]
+        mid = lo + (hi - lo) / 2.0
+        in_force = (begin <= mid) & (mid < end)  # (E, D)
+        winner = np.where(in_force.any(axis=0), np.argmax(in_force, axis=0), -1)
+        for e, event in enumerate(events):
+            mine = (winner == e) & (hi > lo)
+            if not mine.any():
+                continue
+            idx = np.flatnonzero(mine)
+            a = np.maximum(lo_t, lo[idx][None, :])  # (T, K)
+            b = np.maximum(np.minimum(hi_t, hi[idx][None, :]), a)
+            ramp = ramp_of(event, default)
+            start = begin[e, idx][None, :]
+            weights[e][:, idx] += (_ramped_s(b - start, ramp) - _ramped_s(a - start, ramp)) / (
+                interval_s
+            )
+    return tuple(events), np.clip(weights, 0.0, 1.0)

@@ -1,0 +1,194 @@
+"""PV and battery operation of meters under IEEE 2030.5 DER controls, sequential over intervals.
+
+In each interval a meter operates under one or more settings (``DerModes``), each with a weight
+from ``der.control_weights``: the default control (or none) and the events in force; its interval
+averages (PV output, battery charge and discharge) are the weighted averages of its operation
+under each, all from the same state of charge, so the state of charge stays within its limits and
+the energy balance load − PV + charge − discharge = import − export holds exactly.
+
+Operation under one setting, per meter, kW (interval averages; limits unset = unconstrained):
+
+1. Off: ``connect`` or ``energize`` False → PV 0, battery 0.
+2. PV: the uncontrolled AC output, capped at ``max_limit_pct`` % of the inverter's rating and at
+   ``generation_limit_kw``.
+3. Battery: the price policy (or the operator's override) asks for a charge or discharge
+   (``battery.Bank.wants``); a ``fixed_kw`` set-point replaces it (+ discharge / − charge). Then
+   the limits: power and state of charge, charge ≤ ``load_limit_kw``.
+4. Import limit (``import_limit_kw``): when import would exceed it, the battery charges less, then
+   discharges more, within its power, its stored energy and the generation limit. The building's
+   load is never curtailed: an import limit the battery cannot meet is left unmet.
+5. Discharge ≤ ``generation_limit_kw`` − PV; a battery does not charge and discharge at once.
+6. Export limit (``export_limit_kw``, at the connection point): when export would exceed it, the
+   battery discharges less, then charges more (up to its power, room and the load limit), then PV
+   is curtailed; so the battery stores surplus before any PV is spilled, and the limit is always
+   met (with PV 0 and no discharge export is 0).
+
+Limits are constraints and the set-point (or the price policy) the objective: a ``fixed_kw``
+set-point is followed as far as the limits allow. An active control's ``fixed_kw`` beats the
+operator's override. Curtailment is the uncontrolled PV output less the PV output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gtx_ray.model.battery import Bank, DispatchPolicy
+from gtx_ray.model.der import DerControl, DerDefault, DerMeters, targeted
+
+
+@dataclass(frozen=True)
+class DerModes:
+    """One setting per meter, arrays of shape (D,): on (bool, False = disconnected or not
+    energised); pv_cap_kw, generation_limit_kw, load_limit_kw, import_limit_kw,
+    export_limit_kw: kW, +inf where unset; fixed_kw: battery set-point, kW, NaN where unset."""
+
+    on: np.ndarray
+    pv_cap_kw: np.ndarray
+    generation_limit_kw: np.ndarray
+    load_limit_kw: np.ndarray
+    import_limit_kw: np.ndarray
+    export_limit_kw: np.ndarray
+    fixed_kw: np.ndarray
+
+    @staticmethod
+    def of(control: DerControl | None, default: DerDefault | None, meters: DerMeters) -> DerModes:
+        """The setting of ``control`` (None: no event), its unset modes taken from ``default``
+        where the default targets the meter."""
+        n = len(meters)
+        fallback = targeted(default, meters) if default is not None else np.zeros(n, bool)
+
+        def mode(name: str, unset: float) -> np.ndarray:
+            mine = getattr(control, name) if control is not None else None
+            if mine is not None:
+                return np.full(n, float(mine))
+            theirs = getattr(default, name) if default is not None else None
+            if theirs is None:
+                return np.full(n, unset)
+            return np.where(fallback, float(theirs), unset)
+
+        pct = mode("max_limit_pct", np.inf)
+        return DerModes(
+            on=(mode("connect", 1.0) != 0.0) & (mode("energize", 1.0) != 0.0),
+            pv_cap_kw=np.where(np.isinf(pct), np.inf, pct / 100.0 * meters.inverter_kw),
+            generation_limit_kw=mode("generation_limit_kw", np.inf),
+            load_limit_kw=mode("load_limit_kw", np.inf),
+            import_limit_kw=mode("import_limit_kw", np.inf),
+            export_limit_kw=mode("export_limit_kw", np.inf),
+            fixed_kw=mode("fixed_kw", np.nan),
+        )
+
+
+@dataclass(frozen=True)
+class DerFlows:
+    """Per-interval operation of D meters, shape (T, D): PV AC output, kW; battery charge and
+    discharge, kW (both may exceed 0 in an interval that mixes settings); state of charge at each
+    interval's end, kWh."""
+
+    pv_kw: np.ndarray
+    charge_kw: np.ndarray
+    discharge_kw: np.ndarray
+    soc_kwh: np.ndarray
+
+
+def operate(
+    modes: DerModes,
+    load_kw: np.ndarray,
+    pv_free_kw: np.ndarray,
+    soc_kwh: np.ndarray,
+    bank: Bank,
+    expensive: bool,
+    cheap: bool,
+    hours: float,
+    policy: DispatchPolicy,
+    override_kw: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(PV, charge, discharge), kW, (D,): one interval under one setting (module docstring).
+    Without any mode set this is exactly ``battery.dispatch``'s interval."""
+    pv = np.minimum(np.minimum(pv_free_kw, modes.pv_cap_kw), modes.generation_limit_kw)
+    pv = np.where(modes.on, pv, 0.0)
+    room_kw, stored_kw = bank.headroom(soc_kwh, hours)
+    want_c, want_d = bank.wants(soc_kwh, load_kw - pv, expensive, cheap, hours, policy, override_kw)
+    fixed = ~np.isnan(modes.fixed_kw)
+    if fixed.any():
+        want_d = np.where(fixed, np.maximum(modes.fixed_kw, 0.0), want_d)
+        want_c = np.where(fixed, np.maximum(-modes.fixed_kw, 0.0), want_c)
+    c = np.minimum(np.minimum(want_c, bank.power_kw), room_kw)
+    d = np.minimum(np.minimum(want_d, bank.power_kw), stored_kw)
+    c = np.minimum(c, modes.load_limit_kw)
+    gen_room_kw = np.maximum(modes.generation_limit_kw - pv, 0.0)
+
+    # Import limit: charge less, then discharge more.
+    over = (load_kw - pv + c - d) - modes.import_limit_kw
+    less_c = np.minimum(np.maximum(over, 0.0), c)
+    c = c - less_c
+    more_d = np.maximum(over - less_c, 0.0)
+    d_max = np.minimum(np.minimum(bank.power_kw, stored_kw), gen_room_kw)
+    d = np.where(more_d > 0.0, np.maximum(d, np.minimum(d + more_d, d_max)), d)
+    d = np.minimum(d, gen_room_kw)
+    d = np.where(c > 0.0, 0.0, d)
+
+    # Export limit: discharge less, then charge more, then curtail PV.
+    excess = (pv + d - load_kw - c) - modes.export_limit_kw
+    less_d = np.minimum(np.maximum(excess, 0.0), d)
+    d = d - less_d
+    excess = excess - less_d
+    c_max = np.minimum(np.minimum(bank.power_kw, room_kw), modes.load_limit_kw)
+    more_c = np.where(excess > 0.0, np.minimum(excess, np.maximum(c_max - c, 0.0)), 0.0)
+    c = c + more_c
+    pv = pv - np.maximum(excess - more_c, 0.0)
+
+    return pv, np.where(modes.on, c, 0.0), np.where(modes.on, d, 0.0)
+
+
+def der_dispatch(
+    settings: tuple[tuple[np.ndarray, DerModes], ...],
+    load_kw: np.ndarray,
+    pv_free_kw: np.ndarray,
+    soc_kwh: np.ndarray,
+    bank: Bank,
+    expensive: np.ndarray,
+    cheap: np.ndarray,
+    interval_s: int,
+    policy: DispatchPolicy,
+    override_kw: np.ndarray | None = None,
+) -> DerFlows:
+    """Step D meters through T intervals under weighted settings.
+
+    settings: (weight (T, D), modes) pairs, the default (or no control) first; weights in each
+    interval sum to 1. load_kw, pv_free_kw: (T, D) demand and uncontrolled PV output, kW;
+    soc_kwh: (D,) state of charge at the window start, kWh (0 without a battery; such meters have
+    a bank of 0 kWh and 0 kW); expensive, cheap: (T,) bool price flags; override_kw: (D,) operator
+    battery command, kW, NaN = the policy.
+    """
+    n_intervals, n_meters = load_kw.shape
+    hours = interval_s / 3600.0
+    pv_out = np.zeros((n_intervals, n_meters))
+    charge = np.zeros((n_intervals, n_meters))
+    discharge = np.zeros((n_intervals, n_meters))
+    soc_out = np.zeros((n_intervals, n_meters))
+    soc = np.clip(np.asarray(soc_kwh, dtype=np.float64), 0.0, bank.capacity_kwh)
+    for t in range(n_intervals):
+        pv, c, d = np.zeros(n_meters), np.zeros(n_meters), np.zeros(n_meters)
+        for weight, modes in settings:
+            w = weight[t]
+            if not w.any():
+                continue
+            pv_s, c_s, d_s = operate(
+                modes,
+                load_kw[t],
+                pv_free_kw[t],
+                soc,
+                bank,
+                expensive[t],
+                cheap[t],
+                hours,
+                policy,
+                override_kw,
+            )
+            pv, c, d = pv + w * pv_s, c + w * c_s, d + w * d_s
+        pv = np.minimum(pv, pv_free_kw[t])
+        soc = bank.settle(soc, c, d, hours)
+        pv_out[t], charge[t], discharge[t], soc_out[t] = pv, c, d, soc
+    return DerFlows(pv_kw=pv_out, charge_kw=charge, discharge_kw=discharge, soc_kwh=soc_out)
