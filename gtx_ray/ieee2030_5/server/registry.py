@@ -632,11 +632,14 @@ class Registry:
 
     # --- status --------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        """Sizes for status: devices, mirror usage points, readings mirrored and dropped."""
+        """Sizes for status: devices, mirror usage points, readings mirrored and dropped, DER
+        controls kept and devices that reported their DER."""
         return {
             "registered_devices": len(self._devices),
             "mirror_usage_points": len(self._mirrors),
             "readings_mirrored": self.readings_mirrored,
             "readings_dropped": self.readings_dropped,
             "bytes_held": self.bytes_held,
+            "der_controls": len(self.der.controls),
+            "der_devices_reporting": len(self.der.devices),
         }
