@@ -340,7 +340,11 @@ def test_device_puts_its_der_and_reads_it_back_others_cannot(der_server, client)
 @pytest.mark.parametrize(
     ("part", "body", "word"),
     [
-        ("dercap", capability_xml().replace("<rtgMaxW>", "<x>").replace("</rtgMaxW>", "</x>"), ""),
+        (
+            "dercap",
+            capability_xml().replace("<rtgMaxW>", "<x>").replace("</rtgMaxW>", "</x>"),
+            "rtgMaxW",
+        ),
         ("derg", settings_xml(0).replace("<setGradW>100", "<setGradW>-1"), "setGradW"),
         ("ders", status_xml(0).replace("6550", "10001"), "value"),
         ("dera", "<DERStatus xmlns='urn:ieee:std:2030.5:ns'/>", "DERAvailability"),
