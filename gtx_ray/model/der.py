@@ -159,7 +159,7 @@ class DerDefault:
             )
         _check_modes("default DER control", self)
 
-    def ramp_s(self) -> float:
+    def full_scale_ramp_s(self) -> float:
         """Seconds an event without rampTms takes to change the output: 100 / set_grad_w (full
         rated range at setGradW), 0 without a gradient."""
         return 100.0 / self.set_grad_w if self.set_grad_w else 0.0
@@ -222,7 +222,7 @@ def ramp_of(control: DerControl, default: DerDefault | None) -> float:
         return 0.0
     if control.ramp_s is not None:
         return float(control.ramp_s)
-    return default.ramp_s() if default is not None else 0.0
+    return default.full_scale_ramp_s() if default is not None else 0.0
 
 
 def _ramped_s(rel_s: np.ndarray, ramp_s: float) -> np.ndarray:

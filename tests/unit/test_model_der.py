@@ -100,6 +100,33 @@ def test_the_battery_absorbs_surplus_before_pv_is_curtailed(campus, campus_meter
     assert np.all(flat_out_or_full[spilled])
 
 
+def test_an_export_limit_beats_a_set_point(campus, campus_meters):
+    """Limits are constraints, the set-point the objective: an idle or discharging set-point gives
+    way to the export limit (the battery charges surplus rather than PV being spilled)."""
+    model = _model(campus, campus_meters)
+    _, _, hybrid = _kinds(campus_meters)
+    for set_point in (0.0, 40.0):
+        event = _event(
+            export_limit_kw=0.0, fixed_kw=set_point, device_category=COMBINED_PV_AND_STORAGE
+        )
+        drain = _event(event_id="D0", start_s=SUNDAY + 6 * 3600, fixed_kw=1_000.0)  # 06–10:00
+        table = _run(model, drain, event)
+        assert np.all(_col(table, "grid_feed_in")[TEN:TWO_PM][:, hybrid] == 0.0)
+        battery = _col(table, "battery_power")[TEN:TWO_PM][:, hybrid]
+        curtailed = _col(table, "curtailed_kw")[TEN:TWO_PM][:, hybrid]
+        level = _col(table, "battery_level")[TEN:TWO_PM][:, hybrid]
+        surplus = (_col(table, "energy_generated") + _col(table, "curtailed_kw"))[TEN:TWO_PM][
+            :, hybrid
+        ] > _col(table, "energy_consumed")[TEN:TWO_PM][:, hybrid] + 1e-6
+        assert surplus.any(), "the test needs a PV surplus at a hybrid"
+        # Under surplus the battery charges (never discharges) unless it is full.
+        full = level >= 100.0 - 1e-9
+        assert np.all((battery[surplus] > 0) | full[surplus])
+        assert np.mean(battery[surplus] > 0) > 0.5, "mostly not full: the batteries were drained"
+        flat_out = np.abs(battery - campus_meters.battery_kw[hybrid]) < 1e-9
+        assert np.all((flat_out | full)[curtailed > 1e-9])
+
+
 def test_a_limit_above_the_export_leaves_the_meter_alone(campus, campus_meters):
     model = _model(campus, campus_meters)
     free = _run(model)
@@ -283,6 +310,20 @@ def test_an_import_limit_makes_the_battery_discharge(campus, campus_meters):
     assert np.any(free_import > limit + 1.0) and np.any(at_limit & (free_import > limit + 1.0))
     # The building's load is never curtailed.
     assert np.array_equal(_col(table, "energy_consumed"), _col(free, "energy_consumed"))
+
+    # On a Sunday (cheap all day) the battery would charge from the grid: it charges less.
+    sunday = _run(model, _event(start_s=SUNDAY, duration_s=DAY_S, import_limit_kw=limit))
+    imported = (_col(sunday, "energy_import_kwh") * 4.0)[:, hybrid]
+    battery = _col(sunday, "battery_power")[:, hybrid]
+    level = _col(sunday, "battery_level")[:, hybrid]
+    flat_out = np.abs(battery + power) < 1e-9
+    empty = level <= model._policy.reserve_pct + 1e-9
+    assert np.all((imported <= limit + 1e-9) | flat_out | empty)
+    free_sunday = _run(model)
+    grid_charging = (_col(free_sunday, "battery_power")[:, hybrid] > 0) & (
+        _col(free_sunday, "energy_import_kwh")[:, hybrid] * 4.0 > limit + 1.0
+    )
+    assert grid_charging.any(), "the test needs grid charging above the limit"
 
 
 def test_generation_and_charge_limits(campus, campus_meters):
