@@ -20,14 +20,17 @@ Ramp (rampTms): an event moves the meter's operation linearly, over ``ramp_s`` s
 begin, from what the meter would do under the default control (or uncontrolled, without one) to
 what the event asks; with ``ramp_s`` None the default's ``set_grad_w`` (setGradW, % of the rated
 power per second) gives the time to traverse the full rated range, 100 / set_grad_w s; without
-either the change is a step. A disconnect (``connect`` or ``energize`` False) is never ramped. The
-ramp is modelled as a weight: in an interval, each event has the share of the interval it is the
-winning event, each instant counted by its ramp progress (0 at begin, 1 after ramp_s), and the
-default (or uncontrolled) operation has the rest. An event also counts only for the part of an
-interval it covers. The meter's interval averages are the weighted averages of its operation under
-each (see ``der_dispatch``); for a limit u → L on a steady quantity this equals ramping the limit
-itself. Not modelled: a ramp from a preceding event's setting (ramps start from the default) and a
-ramp at an event's end (the meter returns to the default at once).
+either the change is a step. A disconnect (``connect`` or ``energize`` False) takes effect at once.
+At its end (or cancellation) an event hands the meter back to the default at setGradW too: its
+hold falls from the level it reached to 0 over that level × 100 / set_grad_w s (reconnection after
+a disconnect included); without a default gradient the return is a step. The ramp is modelled as a
+weight: in an interval, each event has the share of the interval it holds the meter, each instant
+counted by its ramp progress, and the default (or uncontrolled) operation has the rest. The
+strongest event in force holds the meter; where none is, the strongest one still ramping out does.
+An event also counts only for the part of an interval it covers. The meter's interval averages are
+the weighted averages of its operation under each (see ``der_dispatch``); for a limit u → L on a
+steady quantity this equals ramping the limit itself. Not modelled: a ramp from a preceding
+event's setting to the next event's (an event ramps in from the default).
 """
 
 from __future__ import annotations
@@ -225,6 +228,11 @@ def ramp_of(control: DerControl, default: DerDefault | None) -> float:
     return default.full_scale_ramp_s() if default is not None else 0.0
 
 
+def release_of(default: DerDefault | None) -> float:
+    """Seconds an event at full hold takes to hand the meter back to the default at its end."""
+    return default.full_scale_ramp_s() if default is not None else 0.0
+
+
 def _ramped_s(rel_s: np.ndarray, ramp_s: float) -> np.ndarray:
     """∫ from 0 to rel of min(max(x / ramp, 0), 1) dx: seconds of full effect by ``rel_s`` s after
     the begin."""
@@ -232,6 +240,19 @@ def _ramped_s(rel_s: np.ndarray, ramp_s: float) -> np.ndarray:
         return np.maximum(rel_s, 0.0)
     inside = np.clip(rel_s, 0.0, ramp_s)
     return inside * inside / (2.0 * ramp_s) + np.maximum(rel_s - ramp_s, 0.0)
+
+
+def _held_s(
+    x_s: np.ndarray, begin_s: np.ndarray, stop_s: np.ndarray, ramp_in_s: float, ramp_out_s: float
+) -> np.ndarray:
+    """∫ from begin to x of an event's hold on a meter, s: its ramp-in progress until it stops,
+    then falling from the level it reached by 1 / ramp_out_s per second."""
+    held = _ramped_s(np.minimum(x_s, stop_s) - begin_s, ramp_in_s)
+    if ramp_out_s <= 0.0:
+        return held
+    level = np.clip((stop_s - begin_s) / ramp_in_s, 0.0, 1.0) if ramp_in_s > 0.0 else 1.0
+    fall = np.clip(x_s - stop_s, 0.0, level * ramp_out_s)
+    return held + level * fall - fall * fall / (2.0 * ramp_out_s)
 
 
 def control_weights(
@@ -243,41 +264,51 @@ def control_weights(
     interval_s: int,
 ) -> tuple[tuple[DerControl, ...], np.ndarray]:
     """The events that concern the group, strongest first, and each one's weight in each interval,
-    shape (E, T, D), 0–1: the share of the interval [start, start + interval) the event is the
-    meter's winning event, each instant counted by the event's ramp progress. The default (or
+    shape (E, T, D), 0–1: the share of the interval [start, start + interval) the event holds the
+    meter, each instant counted by the event's ramp progress (in or out). The default (or
     uncontrolled) operation has 1 − the sum. A pure function of the controls, the seed, the meter
     and the interval: the same whichever window holds the interval.
     """
     starts_s = np.asarray(starts_s, dtype=np.int64)
     n_meters = len(meters)
+    release = release_of(default)
     events: list[DerControl] = []
-    begins, ends = [], []
+    begins, stops, ends = [], [], []
     for control in by_precedence(controls):
         hit = targeted(control, meters)
         if not hit.any():
             continue
-        begin, end = control_window(control, seed, meters)
-        live = hit & (end > begin)
+        begin, stop = control_window(control, seed, meters)
+        live = hit & (stop > begin)
         if not live.any():
             continue
+        ramp = ramp_of(control, default)
+        level = np.clip((stop - begin) / ramp, 0.0, 1.0) if ramp > 0.0 else 1.0
         events.append(control)
         begins.append(np.where(live, begin, _FAR_S))
-        ends.append(np.where(live, end, _FAR_S))
+        stops.append(np.where(live, stop, _FAR_S))
+        ends.append(np.where(live, stop + level * release, _FAR_S))
     weights = np.zeros((len(events), len(starts_s), n_meters))
     if not events or not len(starts_s):
         return tuple(events), weights
-    begin, end = np.array(begins), np.array(ends)  # (E, D)
+    begin, stop, end = np.array(begins), np.array(stops), np.array(ends)  # (E, D)
 
-    # Cut each meter's time line at every begin and end; a piece belongs to the strongest event
-    # in force on it. Untargeted events sit at _FAR_S, so they change no meter's pieces.
-    cuts = np.sort(np.vstack([begin, end]), axis=0)  # (2E, D)
+    # Cut each meter's time line at every begin, stop and end of a ramp-out; a piece belongs to
+    # the strongest event in force on it, else to the strongest one ramping out. Untargeted events
+    # sit at _FAR_S, so they change no meter's pieces.
+    cuts = np.sort(np.vstack([begin, stop, end]), axis=0)  # (3E, D)
     lo_t = starts_s[:, None].astype(np.float64)
     hi_t = lo_t + float(interval_s)
     for piece in range(len(cuts) - 1):
         lo, hi = cuts[piece], cuts[piece + 1]
         mid = lo + (hi - lo) / 2.0
-        in_force = (begin <= mid) & (mid < end)  # (E, D)
-        winner = np.where(in_force.any(axis=0), np.argmax(in_force, axis=0), -1)
+        in_force = (begin <= mid) & (mid < stop)  # (E, D)
+        ramping_out = (stop <= mid) & (mid < end)
+        winner = np.where(
+            in_force.any(axis=0),
+            np.argmax(in_force, axis=0),
+            np.where(ramping_out.any(axis=0), np.argmax(ramping_out, axis=0), -1),
+        )
         for e, event in enumerate(events):
             mine = (winner == e) & (hi > lo)
             if not mine.any():
@@ -285,9 +316,6 @@ def control_weights(
             idx = np.flatnonzero(mine)
             a = np.maximum(lo_t, lo[idx][None, :])  # (T, K)
             b = np.maximum(np.minimum(hi_t, hi[idx][None, :]), a)
-            ramp = ramp_of(event, default)
-            start = begin[e, idx][None, :]
-            weights[e][:, idx] += (_ramped_s(b - start, ramp) - _ramped_s(a - start, ramp)) / (
-                interval_s
-            )
+            held = (begin[e, idx][None, :], stop[e, idx][None, :], ramp_of(event, default), release)
+            weights[e][:, idx] += (_held_s(b, *held) - _held_s(a, *held)) / interval_s
     return tuple(events), np.clip(weights, 0.0, 1.0)

@@ -220,6 +220,38 @@ def test_a_ramp_moves_the_setting_linearly(campus, campus_meters):
     assert np.all(_col(step, "energy_generated")[TEN:TWO_PM] == 0.0)
 
 
+def test_the_meter_returns_to_the_default_at_set_grad_w(campus, campus_meters):
+    model = _model(campus, campus_meters)
+    free_pv = _col(_run(model), "energy_generated")
+    default = DerDefault(set_grad_w=100.0 / 3600)  # full scale in an hour
+    one_hour = _event(duration_s=3600, max_limit_pct=0.0, ramp_s=0)
+    pv = _col(_run(model, one_hour, default=default), "energy_generated")
+    back = TEN + 4  # 11:00
+    assert np.all(pv[TEN:back] == 0.0)
+    np.testing.assert_allclose(
+        pv[back : back + 4], free_pv[back : back + 4] * (np.arange(4)[:, None] + 0.5) / 4.0
+    )
+    np.testing.assert_array_equal(pv[back + 4 :], free_pv[back + 4 :])
+    # Without a default gradient the return is a step.
+    stepped = _col(_run(model, one_hour), "energy_generated")
+    np.testing.assert_array_equal(stepped[back:], free_pv[back:])
+    # An event that reached half its hold (half of its one-hour ramp) falls from there: 30 min.
+    half = _event(duration_s=1800, max_limit_pct=0.0, ramp_s=3600)
+    pv = _col(_run(model, half, default=default), "energy_generated")
+    # 10:00–10:30 ramps in (hold t/3600), 10:30–11:00 falls from 0.5 at 1/3600 per s.
+    hold = np.array([450, 1350, 1800 - 450, 1800 - 1350]) / 3600
+    np.testing.assert_allclose(pv[TEN:back], free_pv[TEN:back] * (1 - hold[:, None]), rtol=1e-12)
+    np.testing.assert_array_equal(pv[back:], free_pv[back:])
+    # A weaker event that starts as a stronger one ends takes over at once (no ramp-out between).
+    weaker = _event(
+        event_id="EE", start_s=SUNDAY + 11 * 3600, max_limit_pct=50.0, primacy=9, ramp_s=0
+    )
+    pv = _col(_run(model, one_hour, weaker, default=default), "energy_generated")
+    np.testing.assert_array_equal(
+        pv[back:TWO_PM], np.minimum(free_pv, 0.5 * campus_meters.inverter_kw)[back:TWO_PM]
+    )
+
+
 def test_primacy_then_creation_decides_between_overlapping_events(campus, campus_meters):
     model = _model(campus, campus_meters)
     free_pv = _col(_run(model), "energy_generated")
