@@ -19,7 +19,11 @@ TAG_COLUMNS = ("meter_id", "building", "floor", "meter_type")
 # (name, nullable, description with unit) for every float field, in schema order.
 FIELD_DOCS: tuple[tuple[str, bool, str], ...] = (
     ("energy_consumed", False, "building demand (load), kW average over the interval"),
-    ("energy_generated", False, "on-site generation (PV AC output), kW; 0 for consumers"),
+    (
+        "energy_generated",
+        False,
+        "on-site generation (PV AC output after any curtailment), kW; 0 for consumers",
+    ),
     ("solar_generation", True, "PV AC output, kW; null for meters without PV"),
     ("grid_feed_in", False, "power exported to the grid, kW"),
     ("battery_power", True, "battery AC power, kW, + charging / − discharging; null w/o battery"),

@@ -169,8 +169,9 @@ class MeterModel:
         """Advance every meter by ``n_intervals`` intervals from ``state.next_start_s``.
 
         override_kw: optional battery command per meter of the group (kW, + discharge, − charge,
-        NaN = follow the policy), held for the whole window. inputs: demand-response events,
-        tariffs and price intervals (None: none, the configured tariff only).
+        NaN = follow the policy), held for the whole window; an active DER control's fixed_kw
+        beats it. inputs: demand-response events, tariffs, price intervals and DER controls (None:
+        none, the configured tariff only).
         """
         if n_intervals < 1:
             raise ValueError(f"a window needs at least one interval, got {n_intervals}")
