@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +291,9 @@ def start_simulation(
         rows_per_interval=len(meters),
     )
     inputs = scenario_inputs(settings, campus)
+    if clients is not None and clients.record_dir is None:
+        learned = Path(settings.data_dir).resolve() / "learned"
+        clients = replace(clients, record_dir=str(learned))
     created: list = []  # a failure half way (e.g. a name taken meanwhile) leaves no actors
     try:
         aggregator = AggregatorActor.options(

@@ -32,7 +32,7 @@ from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.events import CATEGORY_MANAGED_CI_LOADS, event_mrid, mrid_hex
 from gtx_ray.model.controls import LoadControl
 from gtx_ray.model.inputs import ModelInputs
-from gtx_ray.model.tariff import TimeOfUseTariff
+from gtx_ray.model.tariff import PriceInterval, TimeOfUseTariff
 
 MAX_EVENTS = 10_000
 """Most DR events a scenario may expand to (repeats included)."""
@@ -141,6 +141,17 @@ class MessageSpec(BaseModel):
         return _epoch(value, "start")
 
 
+class PriceSpec(BaseModel):
+    """An explicit import price for an interval (what a meter learned from a server's
+    TimeTariffIntervals), overriding the tariff there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: int = Field(ge=0)
+    duration_s: int = Field(ge=1, le=366 * 86_400)
+    import_thb_per_kwh: float = Field(ge=-1000, le=1000)
+
+
 class ScenarioFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -148,6 +159,7 @@ class ScenarioFile(BaseModel):
     dr_events: list[DrEventSpec] = Field(default_factory=list)
     tariffs: list[TariffSpec] = Field(default_factory=list)
     messages: list[MessageSpec] = Field(default_factory=list)
+    prices: list[PriceSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -167,6 +179,7 @@ class Scenario:
     events: tuple[ScenarioEvent, ...]
     tariffs: tuple[TariffSpec, ...]
     messages: tuple[MessageSpec, ...]
+    prices: tuple[PriceSpec, ...] = ()
 
     @staticmethod
     def empty() -> Scenario:
@@ -203,12 +216,23 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
     starts = [int(t.effective_from) for t in tariffs]
     if len(set(starts)) != len(starts):
         raise ConfigError(f"{source}: tariffs: two tariff changes share an effective_from")
-    return Scenario(parsed.description, tuple(events), tariffs, tuple(parsed.messages))
+    prices = tuple(sorted(parsed.prices, key=lambda p: p.start))
+    return Scenario(parsed.description, tuple(events), tariffs, tuple(parsed.messages), prices)
 
 
 def load_scenario(path: Path | str) -> Scenario:
-    """Read and validate a scenario file; ConfigError (exit 2) for anything wrong."""
+    """Read and validate a scenario file, or every ``*.json`` of a directory merged (what the
+    meters of a run recorded, ``DATA_DIR/learned``); ConfigError (exit 2) for anything wrong."""
     path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise ConfigError(f"--scenario {path}: a directory without scenario files (*.json)")
+        return merge_scenarios([_load_file(f) for f in files])
+    return _load_file(path)
+
+
+def _load_file(path: Path) -> Scenario:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -218,6 +242,30 @@ def load_scenario(path: Path | str) -> Scenario:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--scenario {path}: not JSON ({exc})") from None
     return parse_scenario(data, f"--scenario {path}")
+
+
+def merge_scenarios(parts: list[Scenario]) -> Scenario:
+    """One scenario of several: an event named in more than one (same mRID) reaches the union
+    of their targets; tariff changes and prices keep one per start; notices all."""
+    events: dict[str, ScenarioEvent] = {}
+    for part in parts:
+        for e in part.events:
+            seen = events.get(e.mrid)
+            if seen is not None and seen.spec.targets is not None and e.spec.targets is not None:
+                targets = sorted(set(seen.spec.targets) | set(e.spec.targets))
+                e = ScenarioEvent(e.mrid, e.start, e.spec.model_copy(update={"targets": targets}))
+            elif seen is not None and seen.spec.targets is None:
+                e = seen
+            events[e.mrid] = e
+    tariffs = {int(t.effective_from): t for part in parts for t in part.tariffs}
+    prices = {p.start: p for part in parts for p in part.prices}
+    return Scenario(
+        "; ".join(p.description for p in parts if p.description),
+        tuple(sorted(events.values(), key=lambda e: (e.start, e.mrid))),
+        tuple(tariffs[k] for k in sorted(tariffs)),
+        tuple(m for part in parts for m in part.messages),
+        tuple(prices[k] for k in sorted(prices)),
+    )
 
 
 def server_actions(
@@ -296,6 +344,9 @@ def model_inputs(scenario: Scenario, campus_tariff: TimeOfUseTariff) -> ModelInp
     return ModelInputs(
         load_controls=controls,
         tariffs=(campus_tariff, *(model_tariff(t, campus_tariff) for t in scenario.tariffs)),
+        prices=tuple(
+            PriceInterval(p.start, p.duration_s, p.import_thb_per_kwh) for p in scenario.prices
+        ),
     )
 
 

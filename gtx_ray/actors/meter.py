@@ -8,9 +8,11 @@ readings it would have yielded: nothing lost, nothing twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,7 @@ class ClientPlan:
     pin: int | None = None
     post_mode: str = "every"
     function_sets: bool = True  # poll demand response, pricing and messaging, and act on them
+    record_dir: str | None = None  # where each actor records what its meters learned (replay)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -76,6 +79,8 @@ class MeterActor:
         self._interval_s = interval_s
         self._clients = None
         self._function_sets = None
+        self._record: Path | None = None
+        self._recorded: str | None = None
         if clients is not None:
             from gtx_ray.ieee2030_5.client.fleet import MeterClients
             from gtx_ray.ieee2030_5.client.function_sets import MeterFunctionSets
@@ -86,6 +91,8 @@ class MeterActor:
             if clients.function_sets:
                 categories = device_category_of(meters.meter_type).tolist()
                 self._function_sets = MeterFunctionSets(dict(zip(ids, categories, strict=True)))
+                if clients.record_dir is not None:
+                    self._record = Path(clients.record_dir) / f"{ids[0]}.json"
             self._clients = MeterClients(
                 clients.certs_dir,
                 ids,
@@ -115,7 +122,25 @@ class MeterActor:
             self._clients.submit(result.batch)
         if self._function_sets is not None:
             self._function_sets.advance(result.state.next_start_s)
+            self._record_learned()
         return result.batch, result.state
+
+    def _record_learned(self) -> None:
+        """Write what the meters learned (a scenario file) when it changed: the run can be
+        replayed with ``--scenario DATA_DIR/learned`` even when the server was someone else's."""
+        if self._record is None or self._function_sets is None:
+            return
+        learned = self._function_sets.learned_scenario()
+        if not learned["dr_events"] and not learned["prices"]:
+            return
+        text = json.dumps(learned, indent=1)
+        if text == self._recorded:
+            return
+        self._record.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._record.with_suffix(".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, self._record)
+        self._recorded = text
 
     def set_inputs(self, inputs: ModelInputs) -> None:
         """Replace the demand-response events, tariffs and prices every later step uses.

@@ -38,8 +38,8 @@ from gtx_ray.model.calendar import holiday_mask
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.runtime import plan_layout, start_simulation
+from gtx_ray.scenario import load_scenario, parse_scenario
 from gtx_ray.scenario import model_inputs as scenario_model_inputs
-from gtx_ray.scenario import parse_scenario
 from gtx_ray.serve.api import start_rest_api, stop_rest_api
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import read_readings
@@ -367,5 +367,18 @@ def test_events_and_a_tariff_change_reach_the_stored_readings(campus_day):
     inputs = scenario_model_inputs(replay, campus.model_tariff())
     replayed = uncontrolled.step(uncontrolled.initial_state(START), 96, inputs=inputs).batch
     for name in ("energy_consumed", "shed_kw", "battery_power", "energy_import_kwh"):
+        again = np.nan_to_num(replayed.column(name).to_numpy(zero_copy_only=False).reshape(96, n))
+        np.testing.assert_allclose(again, np.nan_to_num(grid(name)), rtol=1e-9, atol=1e-9)
+
+    # --- and from what the meters recorded they learned (also for someone else's server) ----
+    learned = load_scenario(campus_day["settings"].data_dir / "learned")
+    assert {e.mrid for e in learned.events} == {shed["mrid"], cancelled["mrid"]}
+    assert learned.prices, "the meters recorded the prices they learned"
+    replayed = uncontrolled.step(
+        uncontrolled.initial_state(START),
+        96,
+        inputs=scenario_model_inputs(learned, campus.model_tariff()),
+    ).batch
+    for name in ("energy_consumed", "shed_kw", "battery_power", "price_thb_per_kwh"):
         again = np.nan_to_num(replayed.column(name).to_numpy(zero_copy_only=False).reshape(96, n))
         np.testing.assert_allclose(again, np.nan_to_num(grid(name)), rtol=1e-9, atol=1e-9)

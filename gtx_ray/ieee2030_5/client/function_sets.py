@@ -88,3 +88,50 @@ class MeterFunctionSets:
             tariffs=base.tariffs,
             prices=base.prices + tuple(prices[s] for s in sorted(prices)),
         )
+
+    def learned_scenario(self) -> dict:
+        """What the meters learned, as a scenario file (``gtx_ray.scenario``): each event with
+        its mRID, the meters that received it as targets and, when it was cancelled or
+        superseded, ``cancelled_at``; the import prices as ``prices``. Replaying it with
+        ``--scenario`` gives the model the same inputs."""
+        receivers: dict[int, tuple[EndDeviceControl, set[str]]] = {}
+        for meter_id, poller in self.drlc.items():
+            for control in poller.controls():
+                receivers.setdefault(control.mrid, (control, set()))[1].add(meter_id)
+        events = []
+        for control, meters in sorted(receivers.values(), key=lambda e: (e[0].start, e[0].mrid)):
+            model = load_control_of(control, frozenset(meters))
+            row = {
+                "start": model.start_s,
+                "duration_s": model.duration_s,
+                "randomize_start_s": model.randomize_start_s,
+                "randomize_duration_s": model.randomize_duration_s,
+                "targets": sorted(meters),
+                "device_category": control.device_category,
+                "mrid": model.event_id,
+            }
+            for key, name in (
+                ("reduction_pct", "reduce_pct"),
+                ("duty_cycle_pct", "duty_cycle_pct"),
+                ("cooling_offset_c", "cooling_offset_c"),
+            ):
+                if getattr(model, name) is not None:
+                    row[key] = getattr(model, name)
+            if model.reduce_kw is not None:
+                row["reduction_kw"] = int(model.reduce_kw)
+            if model.cancelled_at_s is not None:
+                row["cancelled_at"] = model.cancelled_at_s
+            events.append(row)
+        prices: dict[int, dict] = {}
+        for poller in self.pricing.values():
+            for i in poller.intervals():
+                prices[i.start] = {
+                    "start": i.start,
+                    "duration_s": i.duration,
+                    "import_thb_per_kwh": i.price_thb_per_kwh,
+                }
+        return {
+            "description": "learned over IEEE 2030.5 by " + ", ".join(sorted(self.drlc)[:3]),
+            "dr_events": events,
+            "prices": [prices[s] for s in sorted(prices)],
+        }
