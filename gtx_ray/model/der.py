@@ -9,7 +9,7 @@ window replayed, split anywhere or run on another node yields the same readings.
 When: each meter runs an event over [begin, end): begin = start + its randomizeStart draw, end =
 begin + duration + its randomizeDuration draw (OneHourRangeType, −3600..3600 s, drawn uniformly
 between 0 and the value, keyed by the seed, the meter's key and the event's mRID), cut at
-``cancelled_at_s`` (not randomised).
+``cancelled_at_s`` (+ the meter's start offset when ``cancel_randomized``).
 
 Precedence: at each instant a meter follows one event, the one in force with the lowest
 ``primacy``; among equal primacy the latest ``created_s`` wins, then the greatest ``event_id``.
@@ -84,7 +84,9 @@ class DerControl:
     Targets: meter_ids (None: every meter of the category), device_category (DeviceCategoryType
     bitmap, 0: every category; see ``controls.device_category_of``). primacy: the program's
     primacy, lower wins; created_s: the event's creation time, UTC epoch s, the later wins among
-    equal primacy; cancelled_at_s: UTC epoch s from which a cancelled or superseded event stops.
+    equal primacy; cancelled_at_s: UTC epoch s from which a cancelled or superseded event stops,
+    shifted by the meter's start offset when cancel_randomized (EventStatus "cancelled with
+    randomization").
 
     Modes (None: not set, the default control's applies):
     connect (opModConnect) / energize (opModEnergize): False takes PV and battery off (0 kW).
@@ -107,6 +109,7 @@ class DerControl:
     primacy: int = 1
     created_s: int = 0
     cancelled_at_s: int | None = None
+    cancel_randomized: bool = False
     connect: bool | None = None
     energize: bool | None = None
     export_limit_kw: float | None = None
@@ -202,13 +205,15 @@ def control_window(
     """Each meter's window [begin, end) of the event, UTC epoch s (float), (D,) each; end ≤ begin:
     never in force. Computed for every meter; ``targeted`` says whom it concerns."""
     keys = hash_keys(seed, meters.key, np.uint64(stable_key(control.event_id)))
-    begin = control.start_s + uniform(keys, _STREAM_START) * control.randomize_start_s
+    offset_s = uniform(keys, _STREAM_START) * control.randomize_start_s
+    begin = control.start_s + offset_s
     duration_s = np.maximum(
         control.duration_s + uniform(keys, _STREAM_DURATION) * control.randomize_duration_s, 0.0
     )
     end = begin + duration_s
     if control.cancelled_at_s is not None:
-        end = np.minimum(end, float(control.cancelled_at_s))
+        cancel = control.cancelled_at_s + (offset_s if control.cancel_randomized else 0.0)
+        end = np.minimum(end, cancel)
     return begin, end
 
 
@@ -272,6 +277,9 @@ def control_weights(
     starts_s = np.asarray(starts_s, dtype=np.int64)
     n_meters = len(meters)
     release = release_of(default)
+    if not len(starts_s):
+        return (), np.zeros((0, 0, n_meters))
+    window_lo, window_hi = float(starts_s[0]), float(starts_s[-1] + interval_s)
     events: list[DerControl] = []
     begins, stops, ends = [], [], []
     for control in by_precedence(controls):
@@ -284,13 +292,15 @@ def control_weights(
             continue
         ramp = ramp_of(control, default)
         level = np.clip((stop - begin) / ramp, 0.0, 1.0) if ramp > 0.0 else 1.0
+        if not (live & (stop + level * release > window_lo) & (begin < window_hi)).any():
+            continue  # it holds no meter in the window: leaving it out changes no weight there
         events.append(control)
         begins.append(np.where(live, begin, _FAR_S))
         stops.append(np.where(live, stop, _FAR_S))
         ends.append(np.where(live, stop + level * release, _FAR_S))
     weights = np.zeros((len(events), len(starts_s), n_meters))
-    if not events or not len(starts_s):
-        return tuple(events), weights
+    if not events:
+        return (), weights
     begin, stop, end = np.array(begins), np.array(stops), np.array(ends)  # (E, D)
 
     # Cut each meter's time line at every begin, stop and end of a ramp-out; a piece belongs to
@@ -310,7 +320,7 @@ def control_weights(
             np.where(ramping_out.any(axis=0), np.argmax(ramping_out, axis=0), -1),
         )
         for e, event in enumerate(events):
-            mine = (winner == e) & (hi > lo)
+            mine = (winner == e) & (hi > lo) & (hi > window_lo) & (lo < window_hi)
             if not mine.any():
                 continue
             idx = np.flatnonzero(mine)

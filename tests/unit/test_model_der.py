@@ -10,7 +10,14 @@ import pytest
 
 from gtx_ray.fleet import METER_TYPES
 from gtx_ray.model.controls import COMBINED_PV_AND_STORAGE, PHOTOVOLTAIC_SYSTEM
-from gtx_ray.model.der import DerControl, DerDefault, DerMeters, by_precedence, control_weights
+from gtx_ray.model.der import (
+    DerControl,
+    DerDefault,
+    DerMeters,
+    by_precedence,
+    control_weights,
+    control_window,
+)
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel
 from tests.unit.helpers import DAY_S, assert_physics, column
@@ -376,13 +383,7 @@ def test_generation_and_charge_limits(campus, campus_meters):
 
 
 def test_weights_split_an_interval_between_events_and_the_default(campus_meters):
-    pv = campus_meters.pv_kwp > 0
-    meters = DerMeters(
-        meter_id=np.asarray(campus_meters.meter_id, dtype=object)[pv],
-        key=campus_meters.key[pv],
-        category=np.zeros(pv.sum(), dtype=np.int64),
-        inverter_kw=campus_meters.inverter_kw[pv],
-    )
+    meters = _der_meters(campus_meters)
     starts = SUNDAY + 900 * np.arange(96)
     a = _event(event_id="01", start_s=SUNDAY + 450, duration_s=900, max_limit_pct=0.0, primacy=0)
     b = _event(event_id="02", start_s=SUNDAY, duration_s=1800, max_limit_pct=50.0, ramp_s=900)
@@ -394,6 +395,50 @@ def test_weights_split_an_interval_between_events_and_the_default(campus_meters)
     np.testing.assert_allclose(weights[1, 1], 0.5, rtol=1e-12)
     assert np.all(weights[:, 2:] == 0.0)
     assert np.all(weights.sum(axis=0) <= 1.0)
+
+
+def _der_meters(campus_meters) -> DerMeters:
+    pv = campus_meters.pv_kwp > 0
+    return DerMeters(
+        meter_id=np.asarray(campus_meters.meter_id, dtype=object)[pv],
+        key=campus_meters.key[pv],
+        category=np.zeros(pv.sum(), dtype=np.int64),
+        inverter_kw=campus_meters.inverter_kw[pv],
+    )
+
+
+def test_weights_of_an_interval_are_the_same_in_every_window(campus_meters):
+    meters = _der_meters(campus_meters)
+    controls = (
+        _event(event_id="01", randomize_start_s=900, max_limit_pct=10.0, ramp_s=1000),
+        _event(event_id="02", start_s=SUNDAY + 3600, duration_s=3600, primacy=0, fixed_kw=5.0),
+        _event(
+            event_id="03", start_s=SUNDAY + 11 * 3600, randomize_duration_s=-3600, connect=False
+        ),
+        _event(event_id="04", start_s=SUNDAY + 12 * 3600, cancelled_at_s=SUNDAY + 12 * 3600 + 700),
+    )
+    default = DerDefault(set_grad_w=0.07)
+    starts = SUNDAY + 900 * np.arange(96)
+    events, whole = control_weights(controls, default, 3, meters, starts, 900)
+    assert [e.event_id for e in events] == ["02", "04", "03", "01"]
+    assert np.all(whole.sum(axis=(1, 2)) > 0)
+    ids = [e.event_id for e in events]
+    for t in range(96):
+        some, part = control_weights(controls, default, 3, meters, starts[t : t + 1], 900)
+        for event, weight in zip(some, part, strict=True):
+            np.testing.assert_array_equal(weight[0], whole[ids.index(event.event_id), t])
+        left_out = [i for i, e in enumerate(events) if e not in some]
+        assert np.all(whole[left_out, t] == 0.0)
+
+
+def test_a_randomised_cancellation_follows_each_meters_start_offset(campus_meters):
+    meters = _der_meters(campus_meters)
+    fields = {"randomize_start_s": 900, "cancelled_at_s": SUNDAY + 11 * 3600, "fixed_kw": 1.0}
+    begin, end = control_window(_event(**fields), 5, meters)
+    np.testing.assert_array_equal(end, SUNDAY + 11 * 3600.0)
+    begin, end = control_window(_event(cancel_randomized=True, **fields), 5, meters)
+    np.testing.assert_allclose(end - begin, 3600.0, rtol=0, atol=1e-6)
+    assert len(np.unique(end)) == len(begin)
 
 
 @pytest.mark.parametrize(
