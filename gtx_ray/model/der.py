@@ -54,6 +54,7 @@ MODE_FIELDS = (
     "generation_limit_kw",
     "load_limit_kw",
     "fixed_kw",
+    "fixed_pct",
     "max_limit_pct",
 )
 
@@ -65,6 +66,10 @@ def _check_modes(name: str, control: DerControl | DerDefault) -> None:
             raise ValueError(f"{name}: {field} must be ≥ 0 kW, got {value}")
     if control.fixed_kw is not None and not np.isfinite(control.fixed_kw):
         raise ValueError(f"{name}: fixed_kw must be finite, got {control.fixed_kw}")
+    if control.fixed_pct is not None and not -100.0 <= control.fixed_pct <= 100.0:
+        raise ValueError(f"{name}: fixed_pct must be in [-100, 100] %, got {control.fixed_pct}")
+    if control.fixed_kw is not None and control.fixed_pct is not None:
+        raise ValueError(f"{name}: set fixed_kw or fixed_pct, not both")
     pct = control.max_limit_pct
     if pct is not None and not 0.0 <= pct <= 100.0:
         raise ValueError(f"{name}: max_limit_pct must be in [0, 100] %, got {pct}")
@@ -94,7 +99,9 @@ class DerControl:
     import_limit_kw (opModImpLimW): grid import at the meter ≤ this, kW, as far as the battery can.
     generation_limit_kw (opModGenLimW): PV + battery discharge ≤ this, kW.
     load_limit_kw (opModLoadLimW): battery charge ≤ this, kW.
-    fixed_kw (opModFixedW): battery set-point, kW, + discharge / − charge.
+    fixed_kw (opModFixedW): battery set-point, kW, + discharge / − charge; or
+    fixed_pct (opModFixedW as on the wire): the same as a signed % of each battery's rated power
+    (one control then asks each battery in proportion to its size). No effect without a battery.
     max_limit_pct (opModMaxLimW): PV AC output ≤ this % of the inverter's rated power.
     ramp_s (rampTms): seconds to move to the new setting; None: the default's setGradW.
     """
@@ -117,6 +124,7 @@ class DerControl:
     generation_limit_kw: float | None = None
     load_limit_kw: float | None = None
     fixed_kw: float | None = None
+    fixed_pct: float | None = None
     max_limit_pct: float | None = None
     ramp_s: float | None = None
 
@@ -155,6 +163,7 @@ class DerDefault:
     generation_limit_kw: float | None = None
     load_limit_kw: float | None = None
     fixed_kw: float | None = None
+    fixed_pct: float | None = None
     max_limit_pct: float | None = None
     set_grad_w: float | None = None
 
@@ -176,13 +185,15 @@ class DerMeters:
     """What DER control needs to know of a group of D meters with PV and/or a battery.
 
     meter_id: (D,) str; key: (D,) uint64 random stream of each meter; category: (D,) int64
-    DeviceCategoryType bits; inverter_kw: (D,) PV inverter rating, kW (0 without PV).
+    DeviceCategoryType bits; inverter_kw: (D,) PV inverter rating, kW (0 without PV); battery_kw:
+    (D,) battery inverter rating, both directions, kW (0 without a battery).
     """
 
     meter_id: np.ndarray
     key: np.ndarray
     category: np.ndarray
     inverter_kw: np.ndarray
+    battery_kw: np.ndarray
 
     def __len__(self) -> int:
         return len(self.meter_id)

@@ -12,7 +12,8 @@ Operation under one setting, per meter, kW (interval averages; limits unset = un
 2. PV: the uncontrolled AC output, capped at ``max_limit_pct`` % of the inverter's rating and at
    ``generation_limit_kw``.
 3. Battery: the price policy (or the operator's override) asks for a charge or discharge
-   (``battery.Bank.wants``); a ``fixed_kw`` set-point replaces it (+ discharge / − charge). Then
+   (``battery.Bank.wants``); a ``fixed_kw`` / ``fixed_pct`` set-point replaces it (+ discharge /
+   − charge; a % of the battery's rating). Then
    the limits: power and state of charge, charge ≤ ``load_limit_kw``.
 4. Import limit (``import_limit_kw``): when import would exceed it, the battery charges less, then
    discharges more, within its power, its stored energy and the generation limit. The building's
@@ -69,6 +70,14 @@ class DerModes:
             return np.where(fallback, float(theirs), unset)
 
         pct = mode("max_limit_pct", np.inf)
+        fixed_by = control if control is not None and _sets_fixed(control) else default
+        fixed_pct = getattr(fixed_by, "fixed_pct", None) if fixed_by is not None else None
+        if fixed_pct is not None:  # a signed % of each battery's rating
+            fixed_kw = fixed_pct / 100.0 * meters.battery_kw
+            if fixed_by is default:
+                fixed_kw = np.where(fallback, fixed_kw, np.nan)
+        else:
+            fixed_kw = mode("fixed_kw", np.nan)
         return DerModes(
             on=(mode("connect", 1.0) != 0.0) & (mode("energize", 1.0) != 0.0),
             pv_cap_kw=np.where(np.isinf(pct), np.inf, pct / 100.0 * meters.inverter_kw),
@@ -76,8 +85,12 @@ class DerModes:
             load_limit_kw=mode("load_limit_kw", np.inf),
             import_limit_kw=mode("import_limit_kw", np.inf),
             export_limit_kw=mode("export_limit_kw", np.inf),
-            fixed_kw=mode("fixed_kw", np.nan),
+            fixed_kw=fixed_kw,
         )
+
+
+def _sets_fixed(control: DerControl) -> bool:
+    return control.fixed_kw is not None or control.fixed_pct is not None
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ class MeterModel:
             key=np.asarray(meters.key, dtype=np.uint64)[self._der],
             category=device_category_of(meters.meter_type[self._der]),
             inverter_kw=meters.inverter_kw[self._der],
+            battery_kw=np.where(meters.battery_kwh > 0, meters.battery_kw, 0.0)[self._der],
         )
         has_bank = meters.battery_kwh[self._der] > 0
         self._der_bank = Bank.of(

@@ -180,6 +180,29 @@ def test_a_fixed_set_point_drives_the_battery_within_its_limits(campus, campus_m
     assert np.all(battery[full] == 0.0) and (~full).sum() > 4
 
 
+def test_a_fixed_set_point_in_percent_asks_each_battery_by_its_rating(campus, campus_meters):
+    model = _model(campus, campus_meters)
+    _, _, hybrid = _kinds(campus_meters)
+    power = campus_meters.battery_kw[hybrid]
+    assert len(np.unique(power)) > 1, "the test needs batteries of different ratings"
+    one_hour = _event(duration_s=3600, fixed_pct=60.0)
+    battery = _col(_run(model, one_hour), "battery_power")[TEN : TEN + 4][:, hybrid]
+    np.testing.assert_allclose(battery, np.broadcast_to(-0.6 * power, battery.shape), rtol=1e-12)
+    # From the default, only where the default targets the meter.
+    first = campus_meters.meter_id[hybrid][:1]
+    default = DerDefault(fixed_pct=-25.0, meter_ids=frozenset(first))
+    table = _run(model, _event(duration_s=3600, max_limit_pct=50.0), default=default)
+    battery = _col(table, "battery_power")[:, hybrid]
+    level = _col(table, "battery_level")[:, hybrid]
+    room = np.vstack([np.full(level.shape[1], 50.0), level[:-1]]) < 100.0 - 1e-6
+    charging = battery[:, 0][room[:, 0]]
+    assert len(charging) > 10
+    np.testing.assert_allclose(charging[: len(charging) - 1], 0.25 * power[0], rtol=1e-12)
+    assert not np.allclose(battery[:, 1], 0.25 * power[1])
+    with pytest.raises(ValueError, match="not both"):
+        _event(fixed_kw=5.0, fixed_pct=10.0)
+
+
 @pytest.mark.parametrize("mode", [{"connect": False}, {"energize": False}])
 def test_a_disconnect_takes_pv_and_battery_off(campus, campus_meters, mode):
     model = _model(campus, campus_meters)
@@ -404,6 +427,7 @@ def _der_meters(campus_meters) -> DerMeters:
         key=campus_meters.key[pv],
         category=np.zeros(pv.sum(), dtype=np.int64),
         inverter_kw=campus_meters.inverter_kw[pv],
+        battery_kw=campus_meters.battery_kw[pv],
     )
 
 
@@ -451,6 +475,7 @@ def test_a_randomised_cancellation_follows_each_meters_start_offset(campus_meter
         ({"max_limit_pct": 101.0}, "max_limit_pct"),
         ({"ramp_s": -5}, "ramp_s"),
         ({"fixed_kw": float("nan")}, "fixed_kw"),
+        ({"fixed_pct": -101.0}, "fixed_pct"),
         ({"device_category": -1}, "device_category"),
     ],
 )
