@@ -151,8 +151,10 @@ class DerControl:
 @dataclass(frozen=True)
 class DerDefault:
     """The DefaultDERControl: modes in force when no event is (and for modes an event leaves
-    unset). Targets and modes as in ``DerControl``; set_grad_w (setGradW): ramp rate of events
-    without their own ramp_s, % of the rated power per second (None or 0: no ramp)."""
+    unset). Targets and modes as in ``DerControl`` (the targets limit its modes; its gradient
+    applies to every meter's events); set_grad_w (setGradW): ramp rate of events without their own
+    ramp_s and of every return to the default, % of the rated power per second (None or 0: no
+    ramp)."""
 
     meter_ids: frozenset[str] | None = None
     device_category: int = 0
