@@ -41,14 +41,15 @@ def fleet_group(
 class ClientPlan:
     """How the meters act as IEEE 2030.5 clients: the server (built-in or external), the trust
     anchor (None: the certs dir's SERCA), the PIN to expect, every | sampled | off posting, and
-    whether they follow the server's demand response, pricing and messaging."""
+    whether they follow the server's demand response, pricing, messaging and (meters with PV or
+    a battery) DER controls."""
 
     certs_dir: str
     server_url: str
     ca_file: str | None = None
     pin: int | None = None
     post_mode: str = "every"
-    function_sets: bool = True  # poll demand response, pricing and messaging, and act on them
+    function_sets: bool = True  # poll demand response, pricing, messaging, DER; act on them
     record_dir: str | None = None  # where each actor records what its meters learned (replay)
 
 
@@ -82,6 +83,7 @@ class MeterActor:
         self._record: Path | None = None
         self._recorded: str | None = None
         if clients is not None:
+            from gtx_ray.ieee2030_5.client.der import DerRatings
             from gtx_ray.ieee2030_5.client.fleet import MeterClients
             from gtx_ray.ieee2030_5.client.function_sets import MeterFunctionSets
             from gtx_ray.model.controls import device_category_of
@@ -90,7 +92,18 @@ class MeterActor:
             ids = [str(m) for m in meters.meter_id]
             if clients.function_sets:
                 categories = device_category_of(meters.meter_type).tolist()
-                self._function_sets = MeterFunctionSets(dict(zip(ids, categories, strict=True)))
+                ders = {
+                    meter_id: DerRatings(
+                        float(meters.inverter_kw[i]),
+                        float(meters.battery_kwh[i]),
+                        float(meters.battery_kw[i]),
+                    )
+                    for i, meter_id in enumerate(ids)
+                    if meters.inverter_kw[i] > 0 or meters.battery_kwh[i] > 0
+                }
+                self._function_sets = MeterFunctionSets(
+                    dict(zip(ids, categories, strict=True)), ders
+                )
                 if clients.record_dir is not None:
                     self._record = Path(clients.record_dir) / f"{ids[0]}.json"
             self._clients = MeterClients(
@@ -122,6 +135,7 @@ class MeterActor:
             self._clients.submit(result.batch)
         if self._function_sets is not None:
             self._function_sets.advance(result.state.next_start_s)
+            self._function_sets.observe(result.batch)
             self._record_learned()
         return result.batch, result.state
 

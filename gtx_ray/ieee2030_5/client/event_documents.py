@@ -48,7 +48,7 @@ def respondable(el: etree._Element) -> Respondable:
     return Respondable(el.get("replyTo"), required)
 
 
-def _event_header(el: etree._Element) -> tuple[int, int, int, int, int, int]:
+def event_header(el: etree._Element) -> tuple[int, int, int, int, int, int]:
     """(mRID, creationTime, currentStatus, status dateTime, interval start, duration)."""
     mrid = read_hex(el, "mRID", 16, required=True)
     created = read_int(el, "creationTime", TIME_MIN, TIME_MAX, required=True)
@@ -66,7 +66,7 @@ def _event_header(el: etree._Element) -> tuple[int, int, int, int, int, int]:
 def parse_end_device_control(el: etree._Element) -> tuple[EndDeviceControl, Respondable]:
     """An EndDeviceControl as the value the simulator uses (server ids are not known: 0)."""
     try:
-        mrid, created, status, status_time, start, duration = _event_header(el)
+        mrid, created, status, status_time, start, duration = event_header(el)
         duty = child(el, "DutyCycle")
         offset = child(el, "Offset")
         target = child(el, "TargetReduction")
@@ -117,7 +117,7 @@ class TimeTariff:
 
 def parse_time_tariff_interval(el: etree._Element) -> TimeTariff:
     try:
-        mrid, _, _, _, start, duration = _event_header(el)
+        mrid, _, _, _, start, duration = event_header(el)
         link = child(el, "ConsumptionTariffIntervalListLink")
         return TimeTariff(
             mrid,
@@ -144,7 +144,7 @@ def parse_first_price(cti_list: etree._Element, power_of_ten: int) -> float | No
 
 def parse_text_message(el: etree._Element) -> tuple[TextMessage, Respondable]:
     try:
-        mrid, created, status, status_time, start, duration = _event_header(el)
+        mrid, created, status, status_time, start, duration = event_header(el)
         message = TextMessage(
             id=0,
             program_id=0,

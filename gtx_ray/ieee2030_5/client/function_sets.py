@@ -1,25 +1,37 @@
 """The event function sets a simulated meter polls, and what they teach its model.
 
 ``MeterFunctionSets`` makes, for each meter of an actor, a demand-response, a pricing and a
-messaging poller (``pollers``, the factory ``MeterClients`` takes) and turns what they learned
-into the model's inputs (``model_inputs``): each EndDeviceControl becomes a ``LoadControl``
-for the meters that received it, each TimeTariffInterval a ``PriceInterval``. Events the run
-already knows from its scenario (same mRID) are not added twice. ``advance`` tells the
-demand-response pollers how far simulated time has got, for the Responses they owe.
+messaging poller, and a DER poller for a meter with PV and/or a battery (``pollers``, the
+factory ``MeterClients`` takes), and turns what they learned into the model's inputs
+(``model_inputs``): each EndDeviceControl becomes a ``LoadControl`` for the meters that received
+it, each TimeTariffInterval a ``PriceInterval``, each DERControl a model ``DerControl`` and the
+DefaultDERControl the ``DerDefault`` (see ``der_inputs``). Events the run already knows from its
+scenario (same mRID) are not added twice. ``advance`` tells the demand-response and DER pollers
+how far simulated time has got, for the Responses they owe; ``observe`` hands each DER poller
+its meter's latest reading (for DERStatus and DERAvailability).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+import pyarrow as pa
+
+from gtx_ray.ieee2030_5.client.der import DerPoller, DerRatings, DerReading
 from gtx_ray.ieee2030_5.client.drlc import DemandResponsePoller
 from gtx_ray.ieee2030_5.client.messaging import MessagingPoller
 from gtx_ray.ieee2030_5.client.pollers import FunctionSetPoller
 from gtx_ray.ieee2030_5.client.pricing import PricingPoller
+from gtx_ray.ieee2030_5.der import DefaultDerControl, DerControlBase
+from gtx_ray.ieee2030_5.der import DerControl as WireDerControl
 from gtx_ray.ieee2030_5.events import EndDeviceControl, mrid_hex
 from gtx_ray.model.controls import LoadControl
+from gtx_ray.model.der import DerControl, DerDefault
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.tariff import PriceInterval
+
+log = logging.getLogger(__name__)
 
 
 def load_control_of(control: EndDeviceControl, meter_ids: frozenset[str]) -> LoadControl:
@@ -43,25 +55,158 @@ def load_control_of(control: EndDeviceControl, meter_ids: frozenset[str]) -> Loa
     )
 
 
-class MeterFunctionSets:
-    """The pollers of an actor's meters. ``categories``: meter id → DeviceCategoryType bits."""
+def _modes(base: DerControlBase) -> dict[str, object]:
+    """The model's modes of a DERControlBase: opModFixedW stays a signed % of each battery's
+    rating (``fixed_pct``), opModMaxLimW a % of each inverter's (``max_limit_pct``)."""
+    return {
+        "connect": base.connect,
+        "energize": base.energize,
+        "export_limit_kw": base.export_limit_kw,
+        "import_limit_kw": base.import_limit_kw,
+        "generation_limit_kw": base.generation_limit_kw,
+        "load_limit_kw": base.load_limit_kw,
+        "fixed_pct": base.fixed_w_pct,
+        "max_limit_pct": base.max_lim_w_pct,
+    }
 
-    def __init__(self, categories: dict[str, int]) -> None:
+
+def der_control_of(control: WireDerControl, primacy: int, meter_ids: frozenset[str]) -> DerControl:
+    """A DERControl as the model's event for ``meter_ids`` (category already checked by the
+    pollers; a supersession stops it like a cancellation): its program's ``primacy``, its
+    creationTime as ``created_s``. The percentages stay percentages, which the model takes of
+    each meter's own rating (opModFixedW of its battery's kW: fixed_pct / 100 × battery kW;
+    opModMaxLimW of its inverter's), so one control serves meters of any size."""
+    stop = [s for s in (control.cancelled_s, control.superseded_s) if s is not None]
+    return DerControl(
+        event_id=mrid_hex(control.mrid),
+        start_s=control.start,
+        duration_s=control.duration,
+        randomize_start_s=control.randomize_start_s,
+        randomize_duration_s=control.randomize_duration_s,
+        meter_ids=meter_ids,
+        device_category=control.device_category,
+        primacy=primacy,
+        created_s=control.creation_time,
+        cancelled_at_s=min(stop) if stop else None,
+        cancel_randomized=control.cancel_randomized,
+        ramp_s=control.base.ramp_s,
+        **_modes(control.base),  # type: ignore[arg-type]
+    )
+
+
+class MeterFunctionSets:
+    """The pollers of an actor's meters. ``categories``: meter id → DeviceCategoryType bits;
+    ``ders``: meter id → its DER ratings, for the meters with PV and/or a battery (only those
+    get a DER poller)."""
+
+    def __init__(
+        self, categories: dict[str, int], ders: dict[str, DerRatings] | None = None
+    ) -> None:
         self.categories = categories
+        self.ders = ders or {}
         self.drlc: dict[str, DemandResponsePoller] = {}
         self.pricing: dict[str, PricingPoller] = {}
         self.messaging: dict[str, MessagingPoller] = {}
+        self.der: dict[str, DerPoller] = {}
 
     def pollers(self, meter_id: str) -> Sequence[FunctionSetPoller]:
-        """The factory for ``MeterClients(pollers=...)``: one of each per meter."""
+        """The factory for ``MeterClients(pollers=...)``: one of each per meter (DER only for a
+        meter with PV or a battery)."""
         drlc = self.drlc[meter_id] = DemandResponsePoller(self.categories[meter_id])
         pricing = self.pricing[meter_id] = PricingPoller()
         messaging = self.messaging[meter_id] = MessagingPoller(meter_id)
-        return [drlc, pricing, messaging]
+        out: list[FunctionSetPoller] = [drlc, pricing, messaging]
+        ratings = self.ders.get(meter_id)
+        if ratings is not None and (ratings.has_pv or ratings.has_battery):
+            der = self.der[meter_id] = DerPoller(self.categories[meter_id], ratings)
+            out.append(der)
+        return out
 
     def advance(self, sim_now_s: int) -> None:
         for poller in self.drlc.values():
             poller.advance(sim_now_s)
+        for der in self.der.values():
+            der.advance(sim_now_s)
+
+    def observe(self, batch: pa.RecordBatch) -> None:
+        """Hand each DER poller its meter's latest reading in ``batch`` (a step's readings)."""
+        if not self.der or batch.num_rows == 0:
+            return
+        meter_ids = batch.column("meter_id").to_pylist()
+        times = batch.column("timestamp").cast(pa.int64()).to_numpy()
+        latest: dict[str, int] = {}
+        for row, meter_id in enumerate(meter_ids):
+            if meter_id in self.der and (
+                meter_id not in latest or times[row] >= times[latest[meter_id]]
+            ):
+                latest[meter_id] = row
+
+        def value(name: str, row: int) -> float | None:
+            v = batch.column(name)[row].as_py()
+            return None if v is None else float(v)
+
+        for meter_id, row in latest.items():
+            self.der[meter_id].observe(
+                DerReading(
+                    time_s=int(times[row]),
+                    pv_kw=value("solar_generation", row) or 0.0,
+                    battery_level_pct=value("battery_level", row),
+                    curtailed_kw=value("curtailed_kw", row) or 0.0,
+                    battery_kw=value("battery_power", row) or 0.0,
+                )
+            )
+
+    def der_inputs(self, base: ModelInputs) -> tuple[tuple[DerControl, ...], DerDefault | None]:
+        """The model's DER controls and default from what the DER pollers learned.
+
+        Controls: one model control per DERControl, for every meter that received it, with the
+        lowest primacy a meter saw it under (``der_control_of``). Controls whose mRID the
+        scenario already has are left out.
+
+        Default: the DefaultDERControl the meters hold, for the meters that hold it (its
+        setGradW, as the model has it, paces every meter's events). When they hold different
+        ones (a server giving meters programs with different defaults), the model can take only
+        one: the one most meters hold (ties: the greatest mRID) is kept for its holders, the
+        other meters run without a default, and a warning is logged. The scenario's default, when
+        it has one, wins.
+        """
+        known = {c.event_id for c in base.der_controls}
+        shared: dict[int, tuple[WireDerControl, int, set[str]]] = {}
+        for meter_id, poller in self.der.items():
+            for control, primacy in poller.controls():
+                if mrid_hex(control.mrid) in known:
+                    continue
+                _, lowest, meters = shared.setdefault(control.mrid, (control, primacy, set()))
+                meters.add(meter_id)
+                if primacy < lowest:
+                    shared[control.mrid] = (control, primacy, meters)
+        controls = tuple(
+            der_control_of(c, p, frozenset(m))
+            for c, p, m in sorted(shared.values(), key=lambda e: (e[0].start, e[0].mrid))
+        )
+        if base.der_default is not None:
+            return controls, base.der_default
+        holders: dict[DefaultDerControl, set[str]] = {}
+        for meter_id, poller in self.der.items():
+            d = poller.default()
+            if d is not None:
+                holders.setdefault(d, set()).add(meter_id)
+        if not holders:
+            return controls, None
+        chosen = max(holders, key=lambda d: (len(holders[d]), d.mrid))
+        if len(holders) > 1:
+            log.warning(
+                "meters hold %d different DefaultDERControls; the model follows %s for %d meters",
+                len(holders),
+                mrid_hex(chosen.mrid),
+                len(holders[chosen]),
+            )
+        default = DerDefault(
+            meter_ids=frozenset(holders[chosen]),
+            set_grad_w=chosen.set_grad_w_pct_per_s,
+            **_modes(chosen.base),  # type: ignore[arg-type]
+        )
+        return controls, default
 
     def model_inputs(self, base: ModelInputs) -> ModelInputs:
         """``base`` (the scenario's) plus what the meters learned over IEEE 2030.5."""
@@ -81,19 +226,23 @@ class MeterFunctionSets:
         for poller in self.pricing.values():
             for i in poller.intervals():
                 prices[i.start] = PriceInterval(i.start, i.duration, i.price_thb_per_kwh)
-        if not learned and not prices:
+        der_controls, der_default = self.der_inputs(base)
+        if not learned and not prices and not der_controls and der_default is base.der_default:
             return base
         return ModelInputs(
             load_controls=base.load_controls + learned,
             tariffs=base.tariffs,
             prices=base.prices + tuple(prices[s] for s in sorted(prices)),
+            der_controls=base.der_controls + der_controls,
+            der_default=der_default,
         )
 
     def learned_scenario(self) -> dict:
         """What the meters learned, as a scenario file (``gtx_ray.scenario``): each event with
         its mRID, the meters that received it as targets and, when it was cancelled or
         superseded, ``cancelled_at``; the import prices as ``prices``. Replaying it with
-        ``--scenario`` gives the model the same inputs."""
+        ``--scenario`` gives the model the same inputs, DER controls apart: they are not
+        recorded (a scenario file has no DER controls yet)."""
         receivers: dict[int, tuple[EndDeviceControl, set[str]]] = {}
         for meter_id, poller in self.drlc.items():
             for control in poller.controls():
