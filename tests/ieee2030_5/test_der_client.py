@@ -1,0 +1,165 @@
+"""The meters' DER function set against the real server on real mutual-TLS sockets (no Ray): a
+hybrid and a prosumer of the campus report their DER from their ratings, learn the DERControls
+addressed to them and the DefaultDERControl, answer the controls as simulated time passes and
+report their state; the consumer has no DER poller. Every DER body a meter sends is validated
+against the CSIP-AUS schema (``ClientSettings.observe`` sees every body before it is sent)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from lxml import etree
+
+from gtx_ray.fleet import MeterArrays
+from gtx_ray.ieee2030_5.client.der import AVAILABLE, DerRatings
+from gtx_ray.ieee2030_5.client.fleet import MeterClients
+from gtx_ray.ieee2030_5.client.function_sets import MeterFunctionSets
+from gtx_ray.ieee2030_5.client.settings import ClientSettings
+from gtx_ray.ieee2030_5.events import mrid_hex
+from gtx_ray.ieee2030_5.pki import load_devices_index
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.server.managers import admin_der
+from gtx_ray.model.controls import device_category_of
+from gtx_ray.model.inputs import ModelInputs
+from gtx_ray.model.meters import MeterModel
+from tests.ieee2030_5.helpers import ThreadedServer
+
+INTERVAL_S = 900
+DER_ROOTS = {"DERCapability", "DERSettings", "DERStatus", "DERAvailability", "DERControlResponse"}
+
+
+def _wait(what: str, check, timeout_s: float = 30.0):
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
+def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_schema):
+    arrays = MeterArrays.from_specs(campus.meters)
+    pick = [int(np.flatnonzero(arrays.meter_type == t)[0]) for t in (2, 1, 0)]
+    meters = arrays.take(np.array(pick))
+    ids = [str(m) for m in meters.meter_id]
+    hybrid, prosumer, consumer = ids
+    lfdi = {m: load_devices_index(certs_dir)[m]["lfdi"] for m in ids}
+    ders = {
+        m: DerRatings(
+            float(meters.inverter_kw[i]), float(meters.battery_kwh[i]), float(meters.battery_kw[i])
+        )
+        for i, m in enumerate(ids)
+        if meters.inverter_kw[i] > 0 or meters.battery_kwh[i] > 0
+    }
+    categories = dict(zip(ids, device_category_of(meters.meter_type).tolist(), strict=True))
+    sets = MeterFunctionSets(categories, ders)
+
+    sent: list[tuple[str, str, bytes]] = []
+    lock = threading.Lock()
+
+    def observe(method: str, url: str, body: bytes) -> None:
+        with lock:
+            sent.append((method, url, body))
+
+    start = (int(time.time()) // INTERVAL_S + 4) * INTERVAL_S
+    server = ThreadedServer(
+        Ieee2030_5Config(certs_dir=certs_dir, port=0, post_rate_s=1, poll_rate_s=1)
+    )
+    clients = MeterClients(
+        certs_dir,
+        ids,
+        f"https://127.0.0.1:{server.port}",
+        interval_s=INTERVAL_S,
+        settings=ClientSettings(backoff_base_s=0.05, backoff_cap_s=0.4, observe=observe),
+        pollers=sets.pollers,
+    )
+    try:
+        cap = server.admin(
+            admin_der.create_der_control,
+            start=start,
+            duration_s=INTERVAL_S,
+            export_limit_kw=0.0,
+            targets=[lfdi[prosumer]],
+        )
+        off = server.admin(
+            admin_der.create_der_control,
+            start=start,
+            duration_s=INTERVAL_S,
+            connect=False,
+            targets=[lfdi[hybrid]],
+        )
+        server.admin(
+            admin_der.set_default_der_control, export_limit_kw=10.0, set_grad_w_pct_per_s=0.5
+        )
+        clients.start()
+        assert set(sets.der) == {hybrid, prosumer}, "only meters with PV or a battery"
+        _wait(
+            "both DER meters learned their control and the default",
+            lambda: all(
+                len(sets.der[m].controls()) == 1 and sets.der[m].default() for m in sets.der
+            ),
+        )
+        inputs = sets.model_inputs(ModelInputs())
+        by_id = {c.event_id: c for c in inputs.der_controls}
+        assert by_id[cap["mrid"]].meter_ids == frozenset({prosumer})
+        assert by_id[cap["mrid"]].export_limit_kw == 0.0
+        assert by_id[off["mrid"]].meter_ids == frozenset({hybrid})
+        assert by_id[off["mrid"]].connect is False and by_id[off["mrid"]].primacy == 1
+        assert inputs.der_default is not None
+        assert inputs.der_default.meter_ids == frozenset({hybrid, prosumer})
+        assert (inputs.der_default.export_limit_kw, inputs.der_default.set_grad_w) == (10.0, 0.5)
+
+        # the interval the controls cover is simulated; the meters report it and answer
+        model = MeterModel(meters, campus, 7, INTERVAL_S)
+        window = model.step(model.initial_state(start), 1, inputs=inputs)
+        sets.observe(window.batch)
+        sets.advance(start + INTERVAL_S)
+
+        def reported():
+            rows = {r["lfdi"]: r for r in server.admin(admin_der.list_der_devices)}
+            mine = [rows.get(lfdi[m]) for m in sets.der]
+            if all(r and r["status"] and r["status"]["reading_time"] == start for r in mine):
+                return rows
+            return None
+
+        rows = _wait("both DER meters' DERStatus of the interval", reported)
+        done = {"event_received": 1, "event_started": 1, "event_completed": 1}
+        _wait(
+            "received, started and completed for both controls",
+            lambda: all(
+                server.admin(admin_der.get_der_control, control_id=c["id"])["responses"] == done
+                for c in (cap, off)
+            ),
+        )
+        status = clients.stop(5)
+    finally:
+        clients.stop(5)
+        server.stop()
+
+    # what the server holds, from each meter's own ratings and state
+    hybrid_row, prosumer_row = rows[lfdi[hybrid]], rows[lfdi[prosumer]]
+    assert hybrid_row["capability"]["rated_wh_kwh"] == ders[hybrid].battery_kwh
+    assert hybrid_row["capability"]["rated_w_kw"] == ders[hybrid].inverter_kw
+    assert prosumer_row["capability"]["rated_wh_kwh"] is None
+    # the hybrid was disconnected by its control in that interval: available, not connected
+    assert hybrid_row["status"]["gen_connect_status"] == AVAILABLE
+    assert hybrid_row["status"]["operational_mode_status"] == 1
+    assert prosumer_row["status"]["operational_mode_status"] == 2
+    assert rows[lfdi[consumer]]["capability"] is None
+    by_meter = {s["meter_id"]: s for s in status}
+    assert "der" not in by_meter[consumer]["function_sets"]
+    assert by_meter[hybrid]["function_sets"]["der"]["errors"] == 0
+
+    # every DER body the meters sent is valid against the CSIP-AUS schema
+    kinds = set()
+    for method, url, body in sent:
+        doc = etree.fromstring(body)
+        kind = etree.QName(doc).localname
+        if kind not in DER_ROOTS:
+            continue
+        kinds.add(kind)
+        assert csip_schema.validate(doc), (method, url, csip_schema.error_log.last_error)
+        if kind == "DERControlResponse":
+            assert mrid_hex(int(doc.findtext("{*}subject"), 16)) in (cap["mrid"], off["mrid"])
+    assert kinds == DER_ROOTS
