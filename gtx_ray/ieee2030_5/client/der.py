@@ -1,17 +1,19 @@
 """Distributed energy resources, the meter's side: a meter with PV and/or a battery reports its
 DER and follows the DERControls and the DefaultDERControl it is assigned.
 
-- Once after registration (again if the meter's EndDevice changes): follow the EndDevice's
-  DERListLink to its DER and PUT a DERCapability and DERSettings made from the meter's own
-  ratings (``DerRatings``: inverter kW, battery kWh and kW).
 - Each poll: read every DERProgramList linked (DeviceCapability, FunctionSetAssignments); keep
   the DefaultDERControl of the program with the lowest primacy that has one and every
   DERControl whose ``deviceCategory`` shares a bit with the meter's, each with its program's
   primacy; post DERControlResponses to the control's ``replyTo`` as ``responseRequired`` asks
   (received when first seen; started, completed, cancelled or superseded as simulated time,
-  ``advance``, and the control's status say; each once per control); then PUT DERStatus and
-  DERAvailability from the meter's latest state (``observe``), when it has a newer one than it
-  sent (at most once per poll).
+  ``advance``, and the control's status say; each once per control).
+- Then, once after registration (again if the meter's EndDevice changes): follow the
+  EndDevice's DERListLink to its DER and PUT a DERCapability and DERSettings made from the
+  meter's own ratings (``DerRatings``: inverter kW, battery kWh and kW). A server that refuses
+  them fails the poll (it backs off and tries again) but the controls were learned first.
+- Last, PUT DERStatus and DERAvailability from the meter's latest state (``observe``), when it
+  has a newer one than it sent (at most once per poll); ``connected`` there means no control
+  the meter follows disconnects or de-energises it at that time.
 
 What the meter does with the controls is the model's business (``controls()`` and ``default()``
 hand them to ``MeterFunctionSets``). Thread-safety: the actor's thread calls ``controls``,
@@ -290,7 +292,6 @@ class DerPoller:
 
     # --- the client's side ---------------------------------------------------------------
     async def poll(self, session: Session, links: Links, now: int) -> float:
-        await self._report(session, links, now)
         poll_rate = None
         seen: dict[int, tuple[DerControl, Respondable, int]] = {}
         default: tuple[DefaultDerControl, int] | None = None
@@ -320,8 +321,9 @@ class DerPoller:
                     old = seen.get(control.mrid)
                     if old is None or primacy < old[2]:
                         seen[control.mrid] = (control, respond, primacy)
-        self._merge(seen, default, now)
-        await self._respond(session, now)
+        self._merge(seen, default, now)  # first: a server refusing the records below
+        await self._respond(session, now)  # does not keep the meter from its controls
+        await self._report(session, links, now)
         await self._send_state(session)
         return float(poll_rate or DEFAULT_POLL_RATE_S)
 
