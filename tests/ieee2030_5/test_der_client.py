@@ -89,6 +89,13 @@ def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_sc
             connect=False,
             targets=[lfdi[hybrid]],
         )
+        later = server.admin(
+            admin_der.create_der_control,
+            start=start + 4 * INTERVAL_S,
+            duration_s=INTERVAL_S,
+            import_limit_kw=5.0,
+            targets=[lfdi[hybrid]],
+        )
         server.admin(
             admin_der.set_default_der_control, export_limit_kw=10.0, set_grad_w_pct_per_s=0.5
         )
@@ -96,9 +103,17 @@ def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_sc
         assert set(sets.der) == {hybrid, prosumer}, "only meters with PV or a battery"
         _wait(
             "both DER meters learned their control and the default",
-            lambda: all(
-                len(sets.der[m].controls()) == 1 and sets.der[m].default() for m in sets.der
+            lambda: (
+                len(sets.der[hybrid].controls()) == 2
+                and len(sets.der[prosumer].controls()) == 1
+                and all(sets.der[m].default() for m in sets.der)
             ),
+        )
+        # a control cancelled before it starts: the meter learns when, and says it was cancelled
+        cancelled = server.admin(admin_der.cancel_der_control, control_id=later["id"])
+        _wait(
+            "the hybrid saw the cancellation",
+            lambda: any(c.cancelled_s is not None for c, _ in sets.der[hybrid].controls()),
         )
         inputs = sets.model_inputs(ModelInputs())
         by_id = {c.event_id: c for c in inputs.der_controls}
@@ -106,6 +121,7 @@ def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_sc
         assert by_id[cap["mrid"]].export_limit_kw == 0.0
         assert by_id[off["mrid"]].meter_ids == frozenset({hybrid})
         assert by_id[off["mrid"]].connect is False and by_id[off["mrid"]].primacy == 1
+        assert by_id[later["mrid"]].cancelled_at_s == cancelled["status_time"]
         assert inputs.der_default is not None
         assert inputs.der_default.meter_ids == frozenset({hybrid, prosumer})
         assert (inputs.der_default.export_limit_kw, inputs.der_default.set_grad_w) == (10.0, 0.5)
@@ -127,9 +143,13 @@ def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_sc
         done = {"event_received": 1, "event_started": 1, "event_completed": 1}
         _wait(
             "received, started and completed for both controls",
-            lambda: all(
-                server.admin(admin_der.get_der_control, control_id=c["id"])["responses"] == done
-                for c in (cap, off)
+            lambda: (
+                all(
+                    server.admin(admin_der.get_der_control, control_id=c["id"])["responses"] == done
+                    for c in (cap, off)
+                )
+                and server.admin(admin_der.get_der_control, control_id=later["id"])["responses"]
+                == {"event_received": 1, "event_cancelled": 1}
             ),
         )
         status = clients.stop(5)
@@ -161,5 +181,6 @@ def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_sc
         kinds.add(kind)
         assert csip_schema.validate(doc), (method, url, csip_schema.error_log.last_error)
         if kind == "DERControlResponse":
-            assert mrid_hex(int(doc.findtext("{*}subject"), 16)) in (cap["mrid"], off["mrid"])
+            subject = mrid_hex(int(doc.findtext("{*}subject"), 16))
+            assert subject in (cap["mrid"], off["mrid"], later["mrid"])
     assert kinds == DER_ROOTS
