@@ -1,7 +1,8 @@
 """The meters' DER function set against the real server on real mutual-TLS sockets (no Ray): a
 hybrid and a prosumer of the campus report their DER from their ratings, learn the DERControls
 addressed to them and the DefaultDERControl, answer the controls as simulated time passes and
-report their state; the consumer has no DER poller. Every DER body a meter sends is validated
+report their state; the consumer has no DER poller. A server refusing the DER records does not
+keep a meter from its controls. Every DER body a meter sends is validated
 against the CSIP-AUS schema (``ClientSettings.observe`` sees every body before it is sent)."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from gtx_ray.ieee2030_5.client.der import AVAILABLE, DerRatings
 from gtx_ray.ieee2030_5.client.fleet import MeterClients
 from gtx_ray.ieee2030_5.client.function_sets import MeterFunctionSets
 from gtx_ray.ieee2030_5.client.settings import ClientSettings
+from gtx_ray.ieee2030_5.codec import XmlError
+from gtx_ray.ieee2030_5.der_documents import PARSERS
 from gtx_ray.ieee2030_5.events import mrid_hex
 from gtx_ray.ieee2030_5.pki import load_devices_index
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
@@ -184,3 +187,59 @@ def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_sc
             subject = mrid_hex(int(doc.findtext("{*}subject"), 16))
             assert subject in (cap["mrid"], off["mrid"], later["mrid"])
     assert kinds == DER_ROOTS
+
+
+def test_a_server_refusing_the_der_records_does_not_keep_a_meter_from_its_controls(
+    campus, certs_dir, monkeypatch
+):
+    def refuse(doc):
+        raise XmlError("DERCapability: not taken here")
+
+    monkeypatch.setitem(PARSERS, "capability", refuse)
+    arrays = MeterArrays.from_specs(campus.meters)
+    i = int(np.flatnonzero(arrays.meter_type == 2)[1])
+    meter_id = str(arrays.meter_id[i])
+    ratings = DerRatings(
+        float(arrays.inverter_kw[i]), float(arrays.battery_kwh[i]), float(arrays.battery_kw[i])
+    )
+    sets = MeterFunctionSets(
+        {meter_id: int(device_category_of(arrays.meter_type[i : i + 1])[0])}, {meter_id: ratings}
+    )
+    lfdi = load_devices_index(certs_dir)[meter_id]["lfdi"]
+    server = ThreadedServer(
+        Ieee2030_5Config(certs_dir=certs_dir, port=0, post_rate_s=1, poll_rate_s=1)
+    )
+    clients = MeterClients(
+        certs_dir,
+        [meter_id],
+        f"https://127.0.0.1:{server.port}",
+        interval_s=INTERVAL_S,
+        settings=ClientSettings(backoff_base_s=0.05, backoff_cap_s=0.2),
+        pollers=sets.pollers,
+    )
+    try:
+        control = server.admin(
+            admin_der.create_der_control,
+            start=int(time.time()) + 3600,
+            duration_s=INTERVAL_S,
+            fixed_w_pct=-25.0,
+            targets=[lfdi],
+        )
+        clients.start()
+        _wait(
+            "the meter learned and answered its control while its capability is refused",
+            lambda: (
+                len(sets.der[meter_id].controls()) == 1
+                and server.admin(admin_der.get_der_control, control_id=control["id"])["responses"]
+                == {"event_received": 1}
+                and clients.status()[0]["function_sets"]["der"]["errors"] >= 2
+            ),
+        )
+        status = clients.stop(5)
+    finally:
+        clients.stop(5)
+        server.stop()
+    der = status[0]["function_sets"]["der"]
+    assert "DERCapability" in der["last_error"] and not der["reported"]
+    (learned,) = sets.model_inputs(ModelInputs()).der_controls
+    assert learned.fixed_pct == -25.0 and learned.meter_ids == frozenset({meter_id})
