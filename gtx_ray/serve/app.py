@@ -510,7 +510,13 @@ def _add_ieee2030_5_routes(app: FastAPI, ctx: ApiContext) -> None:
         refused = _refusal(ctx, request) if request is not None else None
         if refused is not None:
             return refused
-        if ctx.ieee2030_5 is None or ctx.ieee2030_5.registry is None:
+        if ctx.ieee2030_5 is None:  # not a passing state: this run has none
+            return error(
+                404,
+                "this run has no built-in IEEE 2030.5 server (it was disabled, or the meters "
+                "are clients of an outside server)",
+            )
+        if ctx.ieee2030_5.registry is None:
             return error(503, "the IEEE 2030.5 server is not running")
         from gtx_ray.ieee2030_5.server.errors import ResourceError
 

@@ -213,12 +213,12 @@ class TestCampus:
         assert shown["ieee"] == {"server": "not running", "devices": ieee["registered_devices"]}
         # No 2030.5 server here: the DR line says what the readings say, the price line the
         # price in force from the readings.
-        assert _json(base, "/api/ieee2030_5/dr/events?active=true")[0] == 503
-        assert _json(base, "/api/ieee2030_5/tariff")[0] == 503
+        assert _json(base, "/api/ieee2030_5/dr/events?active=true")[0] == 404
+        assert _json(base, "/api/ieee2030_5/tariff")[0] == 404
         now = _json(base, "/api/campus/now")[1]
         assert now["meters_shedding"] == 0 and now["shed_kw"] == 0
-        assert shown["dr"] == ["none", "503"]
-        assert shown["price"] == [f"{now['price_thb_per_kwh']:.2f} THB/kWh now", "503"]
+        assert shown["dr"] == ["none", "404"]
+        assert shown["price"] == [f"{now['price_thb_per_kwh']:.2f} THB/kWh now", "404"]
         assert shown["banner"] == ""
         _only_its_own_origin(browser, base)
 

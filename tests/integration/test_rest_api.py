@@ -235,9 +235,9 @@ def test_own_origin_allow_list_and_scripts_may_control(running):
     assert headers["Access-Control-Allow-Origin"] == DASHBOARD
     assert "Origin" in headers["Vary"]
     status, _, _ = api.request("/api/ieee2030_5/admin/devices", None, TOKEN, {"Origin": own})
-    assert status == 503  # allowed through; the 2030.5 server is not running here
+    assert status == 404  # allowed through; this run has no 2030.5 server
     status, _, _ = api.request("/api/ieee2030_5/admin/devices", None, TOKEN)  # curl-style
-    assert status == 503
+    assert status == 404
     status, _, _ = api.request("/api/ieee2030_5/admin/devices")  # no token: still refused
     assert status == 403
     for origin in (own, DASHBOARD):
@@ -587,6 +587,14 @@ def test_ieee2030_5_endpoints_tell_the_truth_when_absent(running):
     status, body = api.json("/api/ieee2030_5/status")
     assert status == 200 and body["enabled"] is False and body["running"] is False
     assert api.json("/api/ieee2030_5/clients") == (200, [])
+    for path in (
+        "/api/ieee2030_5/dr/events",
+        "/api/ieee2030_5/tariff",
+        "/api/ieee2030_5/messages?active=true",
+        "/api/ieee2030_5/der/controls",
+    ):
+        status, body = api.json(path)
+        assert status == 404 and "no built-in IEEE 2030.5 server" in body["error"], path
 
 
 def test_openapi_document_and_no_server_errors(running):

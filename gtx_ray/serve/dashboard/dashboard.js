@@ -235,8 +235,13 @@
 
   let latestNow = null; // the last /api/campus/now, for the DR and price lines
 
+  let lastDr = null; // the last answers of the slow endpoints, drawn again with each new frame
+  let lastPrice = null;
+
   function renderNow(now) {
     latestNow = now;
+    if (lastDr) renderDr(lastDr);
+    if (lastPrice) renderPrice(lastPrice);
     setText($("campus"), now.campus);
     renderKpis(now);
     renderTables(now);
@@ -467,6 +472,7 @@
   }
 
   function renderDr(result) {
+    lastDr = result;
     const el = $("dr-event");
     const events = result.status === 200 && result.body ? result.body.result : null;
     setText(el, events ? describeEvents(events) : describeShedding(latestNow));
@@ -475,6 +481,7 @@
 
   // The price in force (from the readings) and, when the server publishes it, the tariff.
   function renderPrice(result) {
+    lastPrice = result;
     const el = $("price");
     const parts = [];
     if (latestNow && latestNow.price_thb_per_kwh != null) parts.push(`${fmt(latestNow.price_thb_per_kwh, 2)} THB/kWh now`);
