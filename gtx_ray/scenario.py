@@ -29,8 +29,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gtx_ray.errors import ConfigError
+from gtx_ray.ieee2030_5.der import CATEGORY_DER
 from gtx_ray.ieee2030_5.events import CATEGORY_MANAGED_CI_LOADS, event_mrid, mrid_hex
 from gtx_ray.model.controls import LoadControl
+from gtx_ray.model.der import DerControl
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.tariff import PriceInterval, TimeOfUseTariff
 
@@ -141,6 +143,59 @@ class MessageSpec(BaseModel):
         return _epoch(value, "start")
 
 
+class DerControlSpec(BaseModel):
+    """One IEEE 2030.5 DERControl for the meters with PV and/or a battery (or a series with
+    ``repeat``): at least one mode; limits in kW at the connection point (export, import) or of
+    the DER (generation, load); ``fixed_w_pct`` a signed % of each battery's power (+ discharge);
+    ``max_lim_w_pct`` a % of the inverter's rating."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: int | str
+    duration_s: int = Field(ge=60, le=86_400)
+    connect: bool | None = None
+    energize: bool | None = None
+    export_limit_kw: float | None = Field(None, ge=0, le=1e6)
+    import_limit_kw: float | None = Field(None, ge=0, le=1e6)
+    generation_limit_kw: float | None = Field(None, ge=0, le=1e6)
+    load_limit_kw: float | None = Field(None, ge=0, le=1e6)
+    fixed_w_pct: float | None = Field(None, ge=-100, le=100)
+    max_lim_w_pct: float | None = Field(None, ge=0, le=100)
+    ramp_s: float | None = Field(None, ge=0, le=655.35)
+    targets: list[str] | None = Field(None, min_length=1)
+    device_category: int = Field(CATEGORY_DER, gt=0, lt=2**32)
+    randomize_start_s: int = Field(0, ge=-3600, le=3600)
+    randomize_duration_s: int = Field(0, ge=-3600, le=3600)
+    description: str = Field("", max_length=32)
+    repeat: Repeat | None = None
+    mrid: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{32}$", description="keep this mRID")
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: int | str) -> int:
+        return _epoch(value, "start")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> DerControlSpec:
+        if all(getattr(self, m) is None for m in DER_MODES):
+            raise ValueError(f"needs a mode: one of {', '.join(DER_MODES)}")
+        if self.repeat is not None and self.mrid is not None:
+            raise ValueError("mrid names one control: not with repeat")
+        return self
+
+
+DER_MODES = (
+    "connect",
+    "energize",
+    "export_limit_kw",
+    "import_limit_kw",
+    "generation_limit_kw",
+    "load_limit_kw",
+    "fixed_w_pct",
+    "max_lim_w_pct",
+)
+
+
 class PriceSpec(BaseModel):
     """An explicit import price for an interval (what a meter learned from a server's
     TimeTariffIntervals), overriding the tariff there."""
@@ -160,6 +215,7 @@ class ScenarioFile(BaseModel):
     tariffs: list[TariffSpec] = Field(default_factory=list)
     messages: list[MessageSpec] = Field(default_factory=list)
     prices: list[PriceSpec] = Field(default_factory=list)
+    der_controls: list[DerControlSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -172,6 +228,15 @@ class ScenarioEvent:
 
 
 @dataclass(frozen=True)
+class ScenarioDerControl:
+    """One occurrence of a scenario DER control: its stable mRID (hex) and its parameters."""
+
+    mrid: str
+    start: int
+    spec: DerControlSpec
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario: events expanded (repeats), tariffs sorted by effective_from."""
 
@@ -180,6 +245,7 @@ class Scenario:
     tariffs: tuple[TariffSpec, ...]
     messages: tuple[MessageSpec, ...]
     prices: tuple[PriceSpec, ...] = ()
+    der_controls: tuple[ScenarioDerControl, ...] = ()
 
     @staticmethod
     def empty() -> Scenario:
@@ -217,7 +283,18 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
     if len(set(starts)) != len(starts):
         raise ConfigError(f"{source}: tariffs: two tariff changes share an effective_from")
     prices = tuple(sorted(parsed.prices, key=lambda p: p.start))
-    return Scenario(parsed.description, tuple(events), tariffs, tuple(parsed.messages), prices)
+    der = []
+    for i, spec in enumerate(parsed.der_controls):
+        repeat = spec.repeat or Repeat(every_days=1, count=1)
+        for k in range(repeat.count):
+            start = int(spec.start) + k * repeat.every_days * 86_400
+            mrid = spec.mrid.upper() if spec.mrid else mrid_hex(event_mrid("der", i, k, start))
+            der.append(ScenarioDerControl(mrid, start, spec))
+    if len(der) > MAX_EVENTS:
+        raise ConfigError(f"{source}: der_controls expand to {len(der)}, over {MAX_EVENTS}")
+    return Scenario(
+        parsed.description, tuple(events), tariffs, tuple(parsed.messages), prices, tuple(der)
+    )
 
 
 def load_scenario(path: Path | str) -> Scenario:
@@ -257,6 +334,7 @@ def merge_scenarios(parts: list[Scenario]) -> Scenario:
             elif seen is not None and seen.spec.targets is None:
                 e = seen
             events[e.mrid] = e
+    der = {c.mrid: c for part in parts for c in part.der_controls}
     tariffs = {int(t.effective_from): t for part in parts for t in part.tariffs}
     prices = {p.start: p for part in parts for p in part.prices}
     return Scenario(
@@ -265,6 +343,7 @@ def merge_scenarios(parts: list[Scenario]) -> Scenario:
         tuple(tariffs[k] for k in sorted(tariffs)),
         tuple(m for part in parts for m in part.messages),
         tuple(prices[k] for k in sorted(prices)),
+        tuple(sorted(der.values(), key=lambda c: (c.start, c.mrid))),
     )
 
 
@@ -311,6 +390,29 @@ def server_actions(
                 },
             )
         )
+    for c in scenario.der_controls:
+        spec = c.spec
+        targets = None
+        if spec.targets is not None:
+            missing = [m for m in spec.targets if m not in lfdi_of]
+            if missing:
+                raise ConfigError(
+                    f"scenario: der_controls targets {missing[:3]} are not meters of this run"
+                )
+            targets = [lfdi_of[m] for m in spec.targets]
+        fields = spec.model_dump(exclude={"start", "targets", "repeat", "mrid"}, exclude_none=True)
+        actions.append(
+            (
+                "create_der_control",
+                {
+                    **fields,
+                    "start": c.start,
+                    "targets": targets,
+                    "mrid": c.mrid,
+                    "creation_time": c.start - 86_400,
+                },
+            )
+        )
     for m in scenario.messages:
         fields = m.model_dump(exclude={"start"}, exclude_none=True)
         actions.append(("create_message", {**fields, "start": int(m.start)}))
@@ -347,6 +449,31 @@ def model_inputs(scenario: Scenario, campus_tariff: TimeOfUseTariff) -> ModelInp
         prices=tuple(
             PriceInterval(p.start, p.duration_s, p.import_thb_per_kwh) for p in scenario.prices
         ),
+        der_controls=tuple(model_der_control(c) for c in scenario.der_controls),
+    )
+
+
+def model_der_control(c: ScenarioDerControl) -> DerControl:
+    """A scenario DER control as the model's (created a day before it starts, as published)."""
+    s = c.spec
+    return DerControl(
+        event_id=c.mrid,
+        start_s=c.start,
+        duration_s=s.duration_s,
+        randomize_start_s=s.randomize_start_s,
+        randomize_duration_s=s.randomize_duration_s,
+        meter_ids=frozenset(s.targets) if s.targets is not None else None,
+        device_category=s.device_category,
+        created_s=c.start - 86_400,
+        connect=s.connect,
+        energize=s.energize,
+        export_limit_kw=s.export_limit_kw,
+        import_limit_kw=s.import_limit_kw,
+        generation_limit_kw=s.generation_limit_kw,
+        load_limit_kw=s.load_limit_kw,
+        fixed_pct=s.fixed_w_pct,
+        max_limit_pct=s.max_lim_w_pct,
+        ramp_s=s.ramp_s,
     )
 
 

@@ -120,7 +120,8 @@ def _add_meter_rows(
 def campus_now(campus_name: str, types: dict[str, str], latest: pa.Table) -> dict:
     """``GET /api/campus/now`` from the latest reading of every meter (at least one row);
     ``types`` maps building → building type (``building_types``). Besides the powers: the
-    import price in force (THB/kWh) and the demand load-control events cut (kW, meters)."""
+    import price in force (THB/kWh), the demand load-control events cut (kW, meters) and the
+    PV output DER controls curtailed (kW)."""
     powers = _powers(latest)
     encoded = pc.dictionary_encode(latest.column("building").combine_chunks())
     building_of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp)
@@ -166,6 +167,9 @@ def campus_now(campus_name: str, types: dict[str, str], latest: pa.Table) -> dic
         "price_thb_per_kwh": float(np.nanmax(price)),
         "shed_kw": float(shed.sum()),
         "meters_shedding": int(np.count_nonzero(shed > 0)),
+        "curtailed_kw": float(
+            np.nansum(latest.column("curtailed_kw").to_numpy(zero_copy_only=False))
+        ),
         "totals": {"buildings": len(names), **_entry(totals, 0)},
         "building_types": [
             {"building_type": t, "buildings": int(buildings_per_type[k]), **_entry(per_type, k)}

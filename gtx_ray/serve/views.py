@@ -131,8 +131,9 @@ def campus_summary(
 ) -> dict:
     """``GET /api/campus/summary``: totals over the latest reading of every meter, kW, with
     per-building totals; the import price in force (THB/kWh), the demand cut by load-control
-    events (kW) and the meters cutting it; ``today``: the local day's energy and cost so far
-    (THB; see ``actors.day_tally``). Counts describe the fleet."""
+    events (kW) and the meters cutting it, the PV output DER controls curtailed (kW, meters);
+    ``today``: the local day's energy and cost so far (THB; see ``actors.day_tally``). Counts
+    describe the fleet."""
     consumption = np.nan_to_num(latest.column("energy_consumed").to_numpy(zero_copy_only=False))
     generation = np.nan_to_num(latest.column("energy_generated").to_numpy(zero_copy_only=False))
     feed_in = np.nan_to_num(latest.column("grid_feed_in").to_numpy(zero_copy_only=False))
@@ -160,6 +161,7 @@ def campus_summary(
     types = meters.meter_type
     battery_levels = levels[~np.isnan(levels)]
     shed = np.nan_to_num(latest.column("shed_kw").to_numpy(zero_copy_only=False))
+    curtailed = np.nan_to_num(latest.column("curtailed_kw").to_numpy(zero_copy_only=False))
     price = latest.column("price_thb_per_kwh").to_numpy(zero_copy_only=False)
     return {
         "timestamp": rfc3339(int(timestamps.max())) if len(timestamps) else None,
@@ -182,6 +184,8 @@ def campus_summary(
         "price_thb_per_kwh": float(np.nanmax(price)) if len(price) else None,
         "shed_kw": float(shed.sum()),
         "meters_shedding": int(np.sum(shed > 0)),
+        "curtailed_kw": float(curtailed.sum()),
+        "meters_curtailed": int(np.sum(curtailed > 0)),
         "today": today,
         "buildings": sorted(per_building.values(), key=lambda b: b["building"]),
     }

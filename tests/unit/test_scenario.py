@@ -117,3 +117,65 @@ def test_a_year_backfilled_with_the_sample_scenario_sheds_on_52_wednesdays():
     assert after.max() == pytest.approx(5.2 + ft)
     at_10h = (local % 86_400 == 10 * 3600) & ((local // 86_400 + 3) % 7 == 0)
     assert price[at_10h & (starts >= 1_748_710_800)].max() == pytest.approx(2.4 + ft)
+
+
+def test_der_controls_in_a_scenario_reach_the_model_and_the_server():
+    """An export limit of 0 for a sunny campus noon, from a scenario: no meter exports in its
+    hour (PV is curtailed), the same hour the day before exports; the control is published
+    with its mRID, for the meters' LFDIs."""
+    from gtx_ray.fleet import MeterArrays, load_campus
+    from gtx_ray.model.meters import MeterModel
+    from gtx_ray.scenario import model_inputs
+    from tests.unit.helpers import column, run
+
+    day = 1_743_958_800  # 2025-04-07T00:00+07:00, a Monday
+    noon = day + 86_400 + 11 * 3600
+    scenario = parse_scenario(
+        {
+            "der_controls": [
+                {
+                    "start": noon,
+                    "duration_s": 7200,
+                    "export_limit_kw": 0,
+                    "description": "no export",
+                }
+            ]
+        }
+    )
+    (control,) = scenario.der_controls
+    campus = load_campus(REPO / "config" / "utcc_campus_config.json")
+    meters = MeterArrays.from_specs(campus.meters)
+    model = MeterModel(meters, campus, seed=2025, interval_s=900)
+    table, _ = run(model, day, 2 * 96, 96, model_inputs(scenario, campus.model_tariff()))
+    export = column(table, "energy_export_kwh", len(meters))
+    curtailed = column(table, "curtailed_kw", len(meters))
+    starts = day + 900 * np.arange(2 * 96)
+    during = (starts >= noon) & (starts < noon + 7200)
+    day_before = (starts >= noon - 86_400) & (starts < noon - 86_400 + 7200)
+    assert export[day_before].sum() > 0, "the campus exports at noon without the control"
+    assert export[during].sum() == 0
+    assert curtailed[during].sum() > 0
+    ((action, kwargs),) = server_actions(
+        parse_scenario(
+            {
+                "der_controls": [
+                    {"start": noon, "duration_s": 600, "fixed_w_pct": 50, "targets": ["M1"]}
+                ]
+            }
+        ),
+        {"M1": "AB" * 20},
+    )
+    assert action == "create_der_control" and kwargs["targets"] == ["AB" * 20]
+    assert (
+        kwargs["fixed_w_pct"] == 50 and kwargs["mrid"] and kwargs["creation_time"] == noon - 86_400
+    )
+    assert (
+        control.mrid
+        == parse_scenario(
+            {"der_controls": [{"start": noon, "duration_s": 7200, "export_limit_kw": 0}]}
+        )
+        .der_controls[0]
+        .mrid
+    )
+    with pytest.raises(ConfigError, match=r"der_controls\[0\]: .*needs a mode"):
+        parse_scenario({"der_controls": [{"start": noon, "duration_s": 600}]}, "s.json")

@@ -240,6 +240,7 @@
 
   function renderNow(now) {
     latestNow = now;
+    setText($("curtailed"), `${fmt(now.curtailed_kw ?? null, 1)} kW`);
     if (lastDr) renderDr(lastDr);
     if (lastPrice) renderPrice(lastPrice);
     setText($("campus"), now.campus);
