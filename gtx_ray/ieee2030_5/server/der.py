@@ -34,6 +34,7 @@ from gtx_ray.ieee2030_5.der import (
 )
 from gtx_ray.ieee2030_5.events import RESPOND_RECEIVED, RESPOND_SPECIFIC, event_mrid
 from gtx_ray.ieee2030_5.server.errors import BadRequest, Conflict, NotFound
+from gtx_ray.ieee2030_5.server.event_rules import definition, prune, supersedes
 
 MAX_DURATION_S = 86_400
 RANDOMIZE_LIMIT_S = 3_600
@@ -212,15 +213,15 @@ class DerBook:
         )
         existing = self.by_mrid(control.mrid)
         if existing is not None:
-            if _definition(existing) == _definition(control):
+            if definition(existing) == definition(control):
                 return existing
             raise Conflict(f"a DER control with mRID {control.mrid:032X} exists with other content")
         self.next_id += 1
         for other in self.controls_of(program_id):
-            if _supersedes(control, other):
+            if supersedes(control, other):
                 self.controls[other.id] = replace(other, superseded_s=now)
         self.controls[control_id] = control
-        self._prune(now)
+        prune(self.controls, self.max_controls, now)
         self.changed = True
         return control
 
@@ -281,29 +282,3 @@ class DerBook:
         """Drop a removed device's records."""
         if self.devices.pop(lfdi, None) is not None:
             self.dirty.add(lfdi)
-
-    def _prune(self, now: int) -> None:
-        by_program: dict[int, list[DerControl]] = {}
-        for c in self.controls.values():
-            by_program.setdefault(c.program_id, []).append(c)
-        for controls in by_program.values():
-            excess = len(controls) - self.max_controls
-            if excess <= 0:
-                continue
-            ended = sorted((c for c in controls if c.end <= now), key=lambda c: c.end)
-            for c in ended[:excess]:
-                del self.controls[c.id]
-
-
-def _definition(c: DerControl) -> DerControl:
-    """What an operator defined: without the id and what happened to it since."""
-    return replace(c, id=0, cancelled_s=None, cancel_randomized=False, superseded_s=None)
-
-
-def _supersedes(new: DerControl, old: DerControl) -> bool:
-    if old.cancelled_s is not None or old.superseded_s is not None:
-        return False
-    overlap = new.start < old.end and old.start < new.end
-    same_kind = bool(new.device_category & old.device_category)
-    reach = new.targets is None or old.targets is None or bool(new.targets & old.targets)
-    return overlap and same_kind and reach and new.creation_time >= old.creation_time

@@ -23,6 +23,7 @@ from gtx_ray.ieee2030_5.events import (
     event_mrid,
 )
 from gtx_ray.ieee2030_5.server.errors import BadRequest, Conflict, NotFound
+from gtx_ray.ieee2030_5.server.event_rules import definition, prune, supersedes
 
 MAX_DURATION_S = 86_400
 RANDOMIZE_LIMIT_S = 3_600
@@ -167,15 +168,15 @@ class DemandResponseBook:
         )
         existing = self.by_mrid(event.mrid)
         if existing is not None:
-            if _definition(existing) == _definition(event):
+            if definition(existing) == definition(event):
                 return existing  # the same event again (a scenario replayed): nothing changes
             raise Conflict(f"an event with mRID {event.mrid:032X} exists with other content")
         self.next_id += 1
         for other in self.events_of(program_id):
-            if _supersedes(event, other):
+            if supersedes(event, other):
                 self.events[other.id] = replace(other, superseded_s=now)
         self.events[event_id] = event
-        self._prune(now)
+        prune(self.events, self.max_events, now)
         self.changed = True
         return event
 
@@ -192,29 +193,3 @@ class DemandResponseBook:
         self.events[event_id] = cancelled
         self.changed = True
         return cancelled
-
-    def _prune(self, now: int) -> None:
-        by_program: dict[int, list[EndDeviceControl]] = {}
-        for e in self.events.values():
-            by_program.setdefault(e.program_id, []).append(e)
-        for events in by_program.values():
-            excess = len(events) - self.max_events
-            if excess <= 0:
-                continue
-            ended = sorted((e for e in events if e.end <= now), key=lambda e: e.end)
-            for e in ended[:excess]:
-                del self.events[e.id]
-
-
-def _definition(e: EndDeviceControl) -> EndDeviceControl:
-    """What an operator defined: without the id and what happened to it since."""
-    return replace(e, id=0, cancelled_s=None, cancel_randomized=False, superseded_s=None)
-
-
-def _supersedes(new: EndDeviceControl, old: EndDeviceControl) -> bool:
-    if old.cancelled_s is not None or old.superseded_s is not None:
-        return False
-    overlap = new.start < old.end and old.start < new.end
-    same_kind = bool(new.device_category & old.device_category)
-    reach = new.targets is None or old.targets is None or bool(new.targets & old.targets)
-    return overlap and same_kind and reach and new.creation_time >= old.creation_time
