@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from yarl import URL
 
 from gtx_ray.ieee2030_5.client.discovery import Links
-from gtx_ray.ieee2030_5.client.errors import ClientError, Gone
+from gtx_ray.ieee2030_5.client.errors import Gone
 from gtx_ray.ieee2030_5.client.event_documents import Respondable
-from gtx_ray.ieee2030_5.client.responses import due_statuses, response_document
+from gtx_ray.ieee2030_5.client.responses import answer_events, retire
 from gtx_ray.ieee2030_5.client.session import Session, rate
 from gtx_ray.ieee2030_5.codec import children, read_uint
 from gtx_ray.ieee2030_5.der import (
@@ -394,14 +394,7 @@ class DerPoller:
             for mrid, (control, respond, primacy) in seen.items():
                 old = known.get(mrid)
                 known[mrid] = _Known(control, respond, primacy, old.posted if old else set())
-            horizon = (self._sim_now or now) - KEEP_AFTER_END_S
-            for mrid in [m for m, k in known.items() if m not in seen and k.control.end < horizon]:
-                del known[mrid]
-            if len(known) > MAX_CONTROLS:  # the oldest ends go first
-                for mrid in sorted(known, key=lambda m: known[m].control.end)[
-                    : len(known) - MAX_CONTROLS
-                ]:
-                    del known[mrid]
+            retire(known, set(seen), (self._sim_now or now) - KEEP_AFTER_END_S, MAX_CONTROLS)
             self._known = known
             self._default = default
 
@@ -409,31 +402,4 @@ class DerPoller:
         with self._lock:
             known = list(self._known.values())
             sim_now = self._sim_now
-        for k in known:
-            c = k.control
-            stopped = min(s for s in (c.cancelled_s, c.superseded_s, c.end) if s is not None)
-            reached = sim_now is not None
-            owed = due_statuses(
-                k.respond.response_required,
-                received=True,
-                started=reached and sim_now >= c.start and stopped > c.start,
-                completed=reached and sim_now >= c.end,
-                cancelled=c.cancelled_s is not None,
-                superseded=c.superseded_s is not None,
-            )
-            for status in owed:
-                if status in k.posted or not k.respond.reply_to:
-                    continue
-                body = response_document(
-                    "DERControlResponse", session.identity.lfdi, c.mrid, status, sim_now or now
-                )
-                try:
-                    reply = await session.request("POST", session.join(k.respond.reply_to), body)
-                except ClientError:
-                    self.responses_failed += 1
-                    raise
-                if reply.status not in (200, 201, 204):
-                    self.responses_failed += 1
-                    session.raise_for(reply, "POST DERControlResponse")
-                k.posted.add(status)
-                self.responses_posted += 1
+        await answer_events(session, known, sim_now, now, "DERControlResponse", self)

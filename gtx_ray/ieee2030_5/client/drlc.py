@@ -19,9 +19,8 @@ import threading
 from dataclasses import dataclass, field
 
 from gtx_ray.ieee2030_5.client.discovery import Links
-from gtx_ray.ieee2030_5.client.errors import ClientError
 from gtx_ray.ieee2030_5.client.event_documents import Respondable, parse_end_device_control
-from gtx_ray.ieee2030_5.client.responses import due_statuses, response_document
+from gtx_ray.ieee2030_5.client.responses import answer_events, retire
 from gtx_ray.ieee2030_5.client.session import Session, rate
 from gtx_ray.ieee2030_5.codec import children
 from gtx_ray.ieee2030_5.events import EndDeviceControl
@@ -102,45 +101,11 @@ class DemandResponsePoller:
             for mrid, (control, respond) in seen.items():
                 old = known.get(mrid)
                 known[mrid] = _Known(control, respond, old.posted if old else set())
-            horizon = (self._sim_now or now) - KEEP_AFTER_END_S
-            for mrid in [m for m, k in known.items() if m not in seen and k.control.end < horizon]:
-                del known[mrid]
-            if len(known) > MAX_EVENTS:  # the oldest ends go first
-                for mrid in sorted(known, key=lambda m: known[m].control.end)[
-                    : len(known) - MAX_EVENTS
-                ]:
-                    del known[mrid]
+            retire(known, set(seen), (self._sim_now or now) - KEEP_AFTER_END_S, MAX_EVENTS)
             self._known = known
 
     async def _respond(self, session: Session, now: int) -> None:
         with self._lock:
             known = list(self._known.values())
             sim_now = self._sim_now
-        for k in known:
-            c = k.control
-            stopped = min(s for s in (c.cancelled_s, c.superseded_s, c.end) if s is not None)
-            reached = sim_now is not None
-            owed = due_statuses(
-                k.respond.response_required,
-                received=True,
-                started=reached and sim_now >= c.start and stopped > c.start,
-                completed=reached and sim_now >= c.end,
-                cancelled=c.cancelled_s is not None,
-                superseded=c.superseded_s is not None,
-            )
-            for status in owed:
-                if status in k.posted or not k.respond.reply_to:
-                    continue
-                body = response_document(
-                    "DrResponse", session.identity.lfdi, c.mrid, status, sim_now or now
-                )
-                try:
-                    reply = await session.request("POST", session.join(k.respond.reply_to), body)
-                except ClientError:
-                    self.responses_failed += 1
-                    raise
-                if reply.status not in (200, 201, 204):
-                    self.responses_failed += 1
-                    session.raise_for(reply, "POST Response")
-                k.posted.add(status)
-                self.responses_posted += 1
+        await answer_events(session, known, sim_now, now, "DrResponse", self)
