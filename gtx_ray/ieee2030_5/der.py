@@ -24,15 +24,11 @@ import math
 from dataclasses import dataclass, fields
 
 from gtx_ray.ieee2030_5.events import (
-    ACTIVE,
-    CANCELLED,
-    CANCELLED_RANDOMIZED,
     CATEGORY_PV_AND_STORAGE,
     CATEGORY_PV_SYSTEM,
     RESPOND_RECEIVED,
     RESPOND_SPECIFIC,
-    SCHEDULED,
-    SUPERSEDED,
+    TargetedEvent,
 )
 
 CSIPAUS_NS = "https://csipaus.org/ns"
@@ -113,7 +109,7 @@ class DerControlBase:
 
 
 @dataclass(frozen=True, slots=True)
-class DerControl:
+class DerControl(TargetedEvent):
     """One DERControl of a DERProgram (an event, like ``events.EndDeviceControl``).
 
     randomize_start_s/randomize_duration_s: -3600..3600 s. device_category: DeviceCategoryType
@@ -137,23 +133,6 @@ class DerControl:
     cancelled_s: int | None = None
     cancel_randomized: bool = False
     superseded_s: int | None = None
-
-    @property
-    def end(self) -> int:
-        return self.start + self.duration
-
-    def status_at(self, now: int) -> tuple[int, int]:
-        """(EventStatus.currentStatus, its dateTime) at ``now``."""
-        if self.cancelled_s is not None:
-            return (CANCELLED_RANDOMIZED if self.cancel_randomized else CANCELLED), self.cancelled_s
-        if self.superseded_s is not None:
-            return SUPERSEDED, self.superseded_s
-        if now >= self.start:
-            return ACTIVE, self.start
-        return SCHEDULED, self.creation_time
-
-    def applies_to(self, lfdi: str) -> bool:
-        return self.targets is None or lfdi in self.targets
 
 
 @dataclass(frozen=True, slots=True)

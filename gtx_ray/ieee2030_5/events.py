@@ -106,8 +106,33 @@ class LoadShed:
         )
 
 
+class TargetedEvent:
+    """What an event of a program does with its fields (start, duration, creation_time,
+    targets, cancelled_s, cancel_randomized, superseded_s): its end, its EventStatus at a time
+    and whether it is addressed to a device. Shared by EndDeviceControl and DERControl."""
+
+    __slots__ = ()
+
+    @property
+    def end(self) -> int:
+        return self.start + self.duration
+
+    def status_at(self, now: int) -> tuple[int, int]:
+        """(EventStatus.currentStatus, its dateTime) at ``now``."""
+        if self.cancelled_s is not None:
+            return (CANCELLED_RANDOMIZED if self.cancel_randomized else CANCELLED), self.cancelled_s
+        if self.superseded_s is not None:
+            return SUPERSEDED, self.superseded_s
+        if now >= self.start:
+            return ACTIVE, self.start
+        return SCHEDULED, self.creation_time
+
+    def applies_to(self, lfdi: str) -> bool:
+        return self.targets is None or lfdi in self.targets
+
+
 @dataclass(frozen=True, slots=True)
-class EndDeviceControl:
+class EndDeviceControl(TargetedEvent):
     """One demand-response event of a DemandResponseProgram.
 
     randomize_start_s/randomize_duration_s: -3600..3600 s, each device draws its own offset.
@@ -133,23 +158,6 @@ class EndDeviceControl:
     cancelled_s: int | None = None
     cancel_randomized: bool = False
     superseded_s: int | None = None
-
-    @property
-    def end(self) -> int:
-        return self.start + self.duration
-
-    def status_at(self, now: int) -> tuple[int, int]:
-        """(EventStatus.currentStatus, its dateTime) at ``now``."""
-        if self.cancelled_s is not None:
-            return (CANCELLED_RANDOMIZED if self.cancel_randomized else CANCELLED), self.cancelled_s
-        if self.superseded_s is not None:
-            return SUPERSEDED, self.superseded_s
-        if now >= self.start:
-            return ACTIVE, self.start
-        return SCHEDULED, self.creation_time
-
-    def applies_to(self, lfdi: str) -> bool:
-        return self.targets is None or lfdi in self.targets
 
 
 @dataclass(frozen=True, slots=True)
