@@ -56,6 +56,9 @@ class ThreadedServer:
         return asyncio.run_coroutine_threadsafe(get(), self.loop).result(10)
 
     def stop(self) -> None:
+        """Stop the server and its loop; a second call does nothing."""
+        if not self.thread.is_alive():
+            return
         asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)

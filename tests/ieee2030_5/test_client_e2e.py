@@ -257,7 +257,8 @@ def test_server_restart_reregisters_and_reports_the_gap(campus_certs, campus):
         for s in clients.status():
             assert s["readings_dropped"] == 3 and s["readings_queued"] == 4
             assert s["gaps"] == [[T0 + 2 * INTERVAL_S, T0 + 4 * INTERVAL_S, 3]]
-            assert s["posts_failed"] >= 1 and "TransportError" in s["last_error"]
+            # the first request to fail may be a POST or a poll, whichever was due first
+            assert "TransportError" in s["last_error"]
         # a new server on the same port with an empty registry: the meters must register again
         server = _server(certs, port=port)
         assert clients.wait_registered(30), clients.status()

@@ -42,6 +42,13 @@ def _json(base: str, path: str):
     return status, json.loads(body) if body else None
 
 
+def _clock(base: str) -> dict:
+    """The clock's state, or {} while the API answers 503 (not known yet, or a refresh of the
+    live view timed out on a busy machine)."""
+    status, body = _json(base, "/api/simulation")
+    return body if status == 200 else {}
+
+
 def _serve(tmp_path_factory, name: str, **fleet):
     """A simulation at 1 h per second, paused, with its REST API on a free port."""
     settings = Settings(
@@ -183,16 +190,16 @@ class TestCampus:
 
         browser.call("Page.navigate", url=base + "/")
         browser.wait_for("document.body && document.body.dataset.polls", 30)
-        status, clock = _json(base, "/api/simulation")
+        clock = _wait("the clock's state", lambda: _clock(base), 60)
         assert clock["paused"] is True
         browser.wait_for("document.getElementById('sim-state').dataset.state === 'paused'", 30)
         browser.evaluate("document.getElementById('resume').click()")  # the page's button
-        _wait("the clock to run", lambda: not _json(base, "/api/simulation")[1]["paused"], 30)
+        _wait("the clock to run", lambda: _clock(base).get("paused") is False, 30)
         browser.wait_for("document.body.dataset.interval", 120)
         _wait("a few intervals", lambda: simulation.status()["clock"]["intervals_done"] >= 8, 120)
 
         browser.evaluate("document.getElementById('pause').click()")
-        _wait("the clock to pause", lambda: _json(base, "/api/simulation")[1]["paused"], 30)
+        _wait("the clock to pause", lambda: _clock(base).get("paused"), 30)
         _wait("in-flight windows to land", lambda: _settled(simulation), 60)
 
         def caught_up():
@@ -207,7 +214,7 @@ class TestCampus:
         assert {r["timestamp"] for r in readings} == {summary["timestamp"]}
         _matches_the_api(base, summary, readings, shown)
         assert shown["state"] == "paused" and shown["speed"] == "3,600×"
-        clock = _json(base, "/api/simulation")[1]
+        clock = _wait("the clock's state", lambda: _clock(base), 30)
         assert shown["simTime"] == f"{_local(clock['next_start_s'])} (UTC+07:00)"
         status, ieee = _json(base, "/api/ieee2030_5/status")
         assert shown["ieee"] == {"server": "not running", "devices": ieee["registered_devices"]}
@@ -244,7 +251,7 @@ class TestCampus:
         if later["todayDate"] == before["todayDate"]:  # else a new day started a new series
             assert later["todayPoints"] > before["todayPoints"]
         browser.evaluate("document.getElementById('pause').click()")
-        _wait("the clock to pause", lambda: _json(base, "/api/simulation")[1]["paused"], 30)
+        _wait("the clock to pause", lambda: _clock(base).get("paused"), 30)
 
 
 def _requested(page: Page) -> list[str]:

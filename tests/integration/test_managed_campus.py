@@ -273,7 +273,12 @@ def test_events_and_a_tariff_change_reach_the_stored_readings(campus_day):
 
     _wait("the second event's middle", clock_at_half_way, every_s=0.05)
     api.call("/api/simulation", {"action": "pause"})
-    status, clock = api.call("/api/simulation")
+
+    def paused_clock():
+        status, clock = api.call("/api/simulation")  # 503 while a refresh timed out
+        return clock if status == 200 and clock["paused"] else None
+
+    clock = _wait("the clock to pause", paused_clock)
     cancel_at = clock["next_start_s"]
     assert half_way <= cancel_at < START + 17 * HOUR_S, "paused too late to cancel in the event"
     status, body = api.call(f"/api/ieee2030_5/admin/dr/events/{cancelled['id']}", method="DELETE")
