@@ -13,13 +13,14 @@ between 0 and the value, keyed by the seed, the meter's key and the event's mRID
 
 Precedence: at each instant a meter follows one event, the one in force with the lowest
 ``primacy``; among equal primacy the latest ``created_s`` wins, then the greatest ``event_id``.
-Modes the winning event leaves unset fall back to the default control's (CSIP-AUS), where a default
-targets the meter; otherwise they are unconstrained.
+Modes the winning event leaves unset fall back to the meter's default control's (CSIP-AUS);
+otherwise they are unconstrained. There may be several defaults (a server may give meters programs
+with different DefaultDERControls): each meter follows the first one that targets it.
 
 Ramp (rampTms): an event moves the meter's operation linearly, over ``ramp_s`` seconds from its
 begin, from what the meter would do under the default control (or uncontrolled, without one) to
-what the event asks; with ``ramp_s`` None the default's ``set_grad_w`` (setGradW, % of the rated
-power per second) gives the time to traverse the full rated range, 100 / set_grad_w s; without
+what the event asks; with ``ramp_s`` None the meter's default's ``set_grad_w`` (setGradW, % of the
+rated power per second) gives the time to traverse the full rated range, 100 / set_grad_w s; without
 either the change is a step. A disconnect (``connect`` or ``energize`` False) takes effect at once.
 At its end (or cancellation) an event hands the meter back to the default at setGradW too: its
 hold falls from the level it reached to 0 over that level × 100 / set_grad_w s (reconnection after
@@ -237,45 +238,69 @@ def by_precedence(controls: tuple[DerControl, ...]) -> tuple[DerControl, ...]:
     return tuple(sorted(ordered, key=lambda c: (c.primacy, -c.created_s)))
 
 
-def ramp_of(control: DerControl, default: DerDefault | None) -> float:
-    """Seconds the event takes to reach its setting (see the module docstring)."""
+def default_of(defaults: tuple[DerDefault, ...], meters: DerMeters) -> np.ndarray:
+    """(D,) int: the index in ``defaults`` of the default each meter follows (the first that
+    targets it), −1 for a meter no default targets."""
+    chosen = np.full(len(meters), -1)
+    for i in range(len(defaults) - 1, -1, -1):
+        chosen = np.where(targeted(defaults[i], meters), i, chosen)
+    return chosen
+
+
+def full_scale_ramp_s(defaults: tuple[DerDefault, ...], meters: DerMeters) -> np.ndarray:
+    """(D,) seconds: 100 / setGradW of the default each meter follows, 0 without one (a step)."""
+    chosen = default_of(defaults, meters)
+    out = np.zeros(len(meters))
+    for i, default in enumerate(defaults):
+        out = np.where(chosen == i, default.full_scale_ramp_s(), out)
+    return out
+
+
+def ramp_of(control: DerControl, grad_ramp_s: np.ndarray) -> np.ndarray:
+    """(D,) seconds the event takes each meter to its setting (see the module docstring);
+    ``grad_ramp_s``: ``full_scale_ramp_s`` of the meters."""
     if control.disconnects:
-        return 0.0
+        return np.zeros_like(grad_ramp_s)
     if control.ramp_s is not None:
-        return float(control.ramp_s)
-    return default.full_scale_ramp_s() if default is not None else 0.0
+        return np.full_like(grad_ramp_s, float(control.ramp_s))
+    return grad_ramp_s
 
 
-def release_of(default: DerDefault | None) -> float:
-    """Seconds an event at full hold takes to hand the meter back to the default at its end."""
-    return default.full_scale_ramp_s() if default is not None else 0.0
+def _safe(ramp_s: np.ndarray) -> np.ndarray:
+    """The ramp where it is > 0, else 1 (a divisor whose quotient ``np.where`` then discards)."""
+    return np.where(ramp_s > 0.0, ramp_s, 1.0)
 
 
-def _ramped_s(rel_s: np.ndarray, ramp_s: float) -> np.ndarray:
+def _level(run_s: np.ndarray, ramp_s: np.ndarray) -> np.ndarray:
+    """How far an event that ran ``run_s`` s with ramp ``ramp_s`` got: 0–1 (1 without a ramp)."""
+    return np.where(ramp_s > 0.0, np.clip(run_s / _safe(ramp_s), 0.0, 1.0), 1.0)
+
+
+def _ramped_s(rel_s: np.ndarray, ramp_s: np.ndarray) -> np.ndarray:
     """∫ from 0 to rel of min(max(x / ramp, 0), 1) dx: seconds of full effect by ``rel_s`` s after
-    the begin."""
-    if ramp_s <= 0.0:
-        return np.maximum(rel_s, 0.0)
+    the begin (ramp 0: a step)."""
     inside = np.clip(rel_s, 0.0, ramp_s)
-    return inside * inside / (2.0 * ramp_s) + np.maximum(rel_s - ramp_s, 0.0)
+    return inside * inside / (2.0 * _safe(ramp_s)) + np.maximum(rel_s - ramp_s, 0.0)
 
 
 def _held_s(
-    x_s: np.ndarray, begin_s: np.ndarray, stop_s: np.ndarray, ramp_in_s: float, ramp_out_s: float
+    x_s: np.ndarray,
+    begin_s: np.ndarray,
+    stop_s: np.ndarray,
+    ramp_in_s: np.ndarray,
+    ramp_out_s: np.ndarray,
 ) -> np.ndarray:
     """∫ from begin to x of an event's hold on a meter, s: its ramp-in progress until it stops,
-    then falling from the level it reached by 1 / ramp_out_s per second."""
+    then falling from the level it reached by 1 / ramp_out_s per second (ramps per meter)."""
     held = _ramped_s(np.minimum(x_s, stop_s) - begin_s, ramp_in_s)
-    if ramp_out_s <= 0.0:
-        return held
-    level = np.clip((stop_s - begin_s) / ramp_in_s, 0.0, 1.0) if ramp_in_s > 0.0 else 1.0
+    level = _level(stop_s - begin_s, ramp_in_s)
     fall = np.clip(x_s - stop_s, 0.0, level * ramp_out_s)
-    return held + level * fall - fall * fall / (2.0 * ramp_out_s)
+    return held + level * fall - fall * fall / (2.0 * _safe(ramp_out_s))
 
 
 def control_weights(
     controls: tuple[DerControl, ...],
-    default: DerDefault | None,
+    defaults: tuple[DerDefault, ...],
     seed: int,
     meters: DerMeters,
     starts_s: np.ndarray,
@@ -289,7 +314,7 @@ def control_weights(
     """
     starts_s = np.asarray(starts_s, dtype=np.int64)
     n_meters = len(meters)
-    release = release_of(default)
+    release = full_scale_ramp_s(defaults, meters)  # each meter's return to its default
     if not len(starts_s):
         return (), np.zeros((0, 0, n_meters))
     window_lo, window_hi = float(starts_s[0]), float(starts_s[-1] + interval_s)
@@ -303,8 +328,8 @@ def control_weights(
         live = hit & (stop > begin)
         if not live.any():
             continue
-        ramp = ramp_of(control, default)
-        level = np.clip((stop - begin) / ramp, 0.0, 1.0) if ramp > 0.0 else 1.0
+        ramp = ramp_of(control, release)
+        level = _level(stop - begin, ramp)
         if not (live & (stop + level * release > window_lo) & (begin < window_hi)).any():
             continue  # it holds no meter in the window: leaving it out changes no weight there
         events.append(control)
@@ -339,6 +364,7 @@ def control_weights(
             idx = np.flatnonzero(mine)
             a = np.maximum(lo_t, lo[idx][None, :])  # (T, K)
             b = np.maximum(np.minimum(hi_t, hi[idx][None, :]), a)
-            held = (begin[e, idx][None, :], stop[e, idx][None, :], ramp_of(event, default), release)
+            ramp = ramp_of(event, release)[idx][None, :]
+            held = (begin[e, idx][None, :], stop[e, idx][None, :], ramp, release[idx][None, :])
             weights[e][:, idx] += (_held_s(b, *held) - _held_s(a, *held)) / interval_s
     return tuple(events), np.clip(weights, 0.0, 1.0)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gtx_ray.model.battery import Bank, DispatchPolicy
-from gtx_ray.model.der import DerControl, DerDefault, DerMeters, targeted
+from gtx_ray.model.der import DerControl, DerDefault, DerMeters, default_of
 
 
 @dataclass(frozen=True)
@@ -54,30 +54,33 @@ class DerModes:
     fixed_kw: np.ndarray
 
     @staticmethod
-    def of(control: DerControl | None, default: DerDefault | None, meters: DerMeters) -> DerModes:
-        """The setting of ``control`` (None: no event), its unset modes taken from ``default``
-        where the default targets the meter."""
+    def of(
+        control: DerControl | None, defaults: tuple[DerDefault, ...], meters: DerMeters
+    ) -> DerModes:
+        """The setting of ``control`` (None: no event), its unset modes taken from the default
+        each meter follows (the first of ``defaults`` that targets it)."""
         n = len(meters)
-        fallback = targeted(default, meters) if default is not None else np.zeros(n, bool)
+        chosen = default_of(defaults, meters)
+
+        def from_defaults(value_of, unset: float) -> np.ndarray:
+            out = np.full(n, unset)
+            for i, default in enumerate(defaults):
+                value = value_of(default)
+                if value is not None:
+                    out = np.where(chosen == i, value, out)
+            return out
 
         def mode(name: str, unset: float) -> np.ndarray:
             mine = getattr(control, name) if control is not None else None
             if mine is not None:
                 return np.full(n, float(mine))
-            theirs = getattr(default, name) if default is not None else None
-            if theirs is None:
-                return np.full(n, unset)
-            return np.where(fallback, float(theirs), unset)
+            return from_defaults(lambda d: _float(getattr(d, name)), unset)
 
         pct = mode("max_limit_pct", np.inf)
-        fixed_by = control if control is not None and _sets_fixed(control) else default
-        fixed_pct = getattr(fixed_by, "fixed_pct", None) if fixed_by is not None else None
-        if fixed_pct is not None:  # a signed % of each battery's rating
-            fixed_kw = fixed_pct / 100.0 * meters.battery_kw
-            if fixed_by is default:
-                fixed_kw = np.where(fallback, fixed_kw, np.nan)
+        if control is not None and _sets_fixed(control):
+            fixed_kw = _fixed_kw(control, meters)
         else:
-            fixed_kw = mode("fixed_kw", np.nan)
+            fixed_kw = from_defaults(lambda d: _fixed_kw(d, meters), np.nan)
         return DerModes(
             on=(mode("connect", 1.0) != 0.0) & (mode("energize", 1.0) != 0.0),
             pv_cap_kw=np.where(np.isinf(pct), np.inf, pct / 100.0 * meters.inverter_kw),
@@ -87,6 +90,20 @@ class DerModes:
             export_limit_kw=mode("export_limit_kw", np.inf),
             fixed_kw=fixed_kw,
         )
+
+
+def _float(value: bool | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _fixed_kw(control: DerControl | DerDefault, meters: DerMeters) -> np.ndarray | None:
+    """(D,) battery set-point, kW, of a control that sets opModFixedW (a signed % of each
+    battery's rating, or kW), None when it does not."""
+    if control.fixed_pct is not None:
+        return control.fixed_pct / 100.0 * meters.battery_kw
+    if control.fixed_kw is not None:
+        return np.full(len(meters), float(control.fixed_kw))
+    return None
 
 
 def _sets_fixed(control: DerControl) -> bool:

@@ -20,11 +20,12 @@ class ModelInputs:
     """load_controls: demand-response events (any order); tariffs: time-of-use tariffs, each in
     force from its ``effective_from_s`` (the site's configured tariff applies before all of them);
     prices: explicit price intervals that override the tariffs while they last; der_controls: IEEE
-    2030.5 DERControl events for meters with PV and/or a battery (any order); der_default: the
-    DefaultDERControl, in force when no event is (None: none)."""
+    2030.5 DERControl events for meters with PV and/or a battery (any order); der_defaults: the
+    DefaultDERControls, in force when no event is; each meter follows the first that targets it
+    (none: uncontrolled)."""
 
     load_controls: tuple[LoadControl, ...] = ()
     tariffs: tuple[TimeOfUseTariff, ...] = ()
     prices: tuple[PriceInterval, ...] = ()
     der_controls: tuple[DerControl, ...] = ()
-    der_default: DerDefault | None = None
+    der_defaults: tuple[DerDefault, ...] = ()

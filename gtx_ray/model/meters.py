@@ -10,7 +10,7 @@ Demand-response events and prices come in as time-stamped ``ModelInputs``: the d
 records is the load model's demand − the shed of the events in force + the rebound after them,
 and the battery dispatches against the prices in force; both are pure functions of the inputs and
 time, so a window cut anywhere (inside an event, inside a rebound) changes nothing. IEEE 2030.5 DER
-controls (``ModelInputs.der_controls`` / ``der_default``) steer the PV and batteries of meters that
+controls (``ModelInputs.der_controls`` / ``der_defaults``) steer the PV and batteries of meters that
 have them the same way (``der``, ``der_dispatch``): PV curtailed by them shows in ``curtailed_kw``.
 """
 
@@ -217,7 +217,7 @@ class MeterModel:
         new_soc = state.soc_kwh.copy()
         b = self._battery
         override = None if override_kw is None else np.asarray(override_kw, np.float64)
-        der_flows = bool(inputs.der_controls or inputs.der_default is not None) and len(self._der)
+        der_flows = bool(inputs.der_controls or inputs.der_defaults) and len(self._der)
         if der_flows:
             j = self._der
             flows = self._der_flows(
@@ -312,18 +312,18 @@ class MeterModel:
         """PV and battery operation of the group's DER meters (``self._der``) under the DER
         controls: load and uncontrolled PV (T, D), kW, in; PV output, battery flows and state of
         charge out (see ``der_dispatch``)."""
-        meters, default = self._der_meters, inputs.der_default
+        meters, defaults = self._der_meters, inputs.der_defaults
         events, weights = control_weights(
-            inputs.der_controls, default, self.seed, meters, starts, self.interval_s
+            inputs.der_controls, defaults, self.seed, meters, starts, self.interval_s
         )
         in_force = np.zeros(load_kw.shape)
         for weight in weights:  # in precedence order, so the sum is the same in every window
             in_force = in_force + weight
-        base = (np.maximum(1.0 - in_force, 0.0), DerModes.of(None, default, meters))
+        base = (np.maximum(1.0 - in_force, 0.0), DerModes.of(None, defaults, meters))
         settings = (
             base,
             *(
-                (weight, DerModes.of(event, default, meters))
+                (weight, DerModes.of(event, defaults, meters))
                 for weight, event in zip(weights, events, strict=True)
             ),
         )

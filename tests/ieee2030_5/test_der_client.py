@@ -125,9 +125,9 @@ def test_der_meters_report_follow_and_answer_controls(campus, certs_dir, csip_sc
         assert by_id[off["mrid"]].meter_ids == frozenset({hybrid})
         assert by_id[off["mrid"]].connect is False and by_id[off["mrid"]].primacy == 1
         assert by_id[later["mrid"]].cancelled_at_s == cancelled["status_time"]
-        assert inputs.der_default is not None
-        assert inputs.der_default.meter_ids == frozenset({hybrid, prosumer})
-        assert (inputs.der_default.export_limit_kw, inputs.der_default.set_grad_w) == (10.0, 0.5)
+        (default,) = inputs.der_defaults
+        assert default.meter_ids == frozenset({hybrid, prosumer})
+        assert (default.export_limit_kw, default.set_grad_w) == (10.0, 0.5)
 
         # the interval the controls cover is simulated; the meters report it and answer
         model = MeterModel(meters, campus, 7, INTERVAL_S)

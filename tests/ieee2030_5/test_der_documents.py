@@ -255,19 +255,19 @@ def test_der_controls_become_the_model_s_for_the_meters_that_received_them():
     assert [c.event_id for c in again.der_controls] == [mrid_hex(7), mrid_hex(cap.mrid)]
 
 
-def test_the_default_the_meters_share_and_the_one_most_hold_when_they_differ(caplog):
+def test_each_default_the_meters_hold_is_a_model_default_for_its_holders():
     sets = _sets()
     d = DefaultDerControl(1, 0xD1, "", DerControlBase(export_limit_kw=5.0), 0.5)
     for meter_id in ("H", "P1", "P2"):
         _learn(sets.der[meter_id], [], d)
-    assert sets.model_inputs(ModelInputs()).der_default == DerDefault(
-        meter_ids=frozenset({"H", "P1", "P2"}), export_limit_kw=5.0, set_grad_w=0.5
-    )
+    shared = DerDefault(meter_ids=frozenset({"H", "P1", "P2"}), export_limit_kw=5.0, set_grad_w=0.5)
+    assert sets.model_inputs(ModelInputs()).der_defaults == (shared,)
     other = DefaultDerControl(1, 0xD2, "", DerControlBase(fixed_w_pct=-20.0), None)
     _learn(sets.der["H"], [], other)
-    default = sets.model_inputs(ModelInputs()).der_default
-    assert default is not None and default.meter_ids == frozenset({"P1", "P2"})
-    assert "different DefaultDERControls" in caplog.text
-    # the scenario's default wins
+    assert sets.model_inputs(ModelInputs()).der_defaults == (
+        DerDefault(meter_ids=frozenset({"P1", "P2"}), export_limit_kw=5.0, set_grad_w=0.5),
+        DerDefault(meter_ids=frozenset({"H"}), fixed_pct=-20.0),
+    )
+    # the scenario's defaults come first: where they target a meter, they win
     mine = DerDefault(export_limit_kw=1.0)
-    assert sets.model_inputs(ModelInputs(der_default=mine)).der_default is mine
+    assert sets.model_inputs(ModelInputs(der_defaults=(mine,))).der_defaults[0] is mine

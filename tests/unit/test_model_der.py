@@ -33,10 +33,16 @@ def _model(campus, campus_meters) -> MeterModel:
 
 
 def _run(
-    model: MeterModel, *controls: DerControl, default: DerDefault | None = None, day: int = SUNDAY
+    model: MeterModel,
+    *controls: DerControl,
+    default: DerDefault | None = None,
+    day: int = SUNDAY,
+    defaults: tuple[DerDefault, ...] = (),
 ) -> pa.Table:
-    """A day (96 intervals) with these DER controls; the readings pass every physics check."""
-    inputs = ModelInputs(der_controls=controls, der_default=default)
+    """A day (96 intervals) with these DER controls and defaults (``default``: one for all);
+    the readings pass every physics check."""
+    defaults = defaults or (() if default is None else (default,))
+    inputs = ModelInputs(der_controls=controls, der_defaults=defaults)
     batch = model.step(model.initial_state(day), 96, inputs=inputs).batch
     table = pa.Table.from_batches([batch])
     assert_physics(table, model, 900)
@@ -352,6 +358,36 @@ def test_the_default_control_applies_outside_events_and_fills_their_unset_modes(
     assert _run(model, default=none).equals(_run(model))
 
 
+def test_each_meter_follows_the_first_default_that_targets_it(campus, campus_meters):
+    """Two servers' programs (or one server's per-device programs) give meters different
+    DefaultDERControls: each meter follows its own, modes and setGradW alike."""
+    model = _model(campus, campus_meters)
+    has_pv = campus_meters.pv_kwp > 0
+    ids = campus_meters.meter_id[has_pv]
+    first, rest = frozenset(ids[:3]), frozenset(ids[3:])
+    capped = DerDefault(export_limit_kw=0.0, meter_ids=first)
+    halved = DerDefault(max_limit_pct=50.0, meter_ids=rest, set_grad_w=100.0 / 3600)
+    everyone = DerDefault(export_limit_kw=0.0)  # shadowed by the first two where they target
+    table = _run(model, defaults=(capped, halved, everyone))
+    alone = {
+        "capped": _run(model, default=capped),
+        "halved": _run(model, default=halved),
+    }
+    in_first = np.isin(campus_meters.meter_id, list(first))
+    in_rest = np.isin(campus_meters.meter_id, list(rest))
+    for name in ("energy_generated", "grid_feed_in", "battery_power"):
+        mixed = _col(table, name)
+        np.testing.assert_array_equal(mixed[:, in_first], _col(alone["capped"], name)[:, in_first])
+        np.testing.assert_array_equal(mixed[:, in_rest], _col(alone["halved"], name)[:, in_rest])
+    assert np.any(_col(table, "grid_feed_in")[:, in_rest] > 0), "the halved ones still export"
+    # Events ramp by the setGradW of each meter's own default: an hour for the halved, a step
+    # for the capped (their default has none).
+    event = _event(duration_s=3600, max_limit_pct=0.0)
+    pv = _col(_run(model, event, defaults=(capped, halved)), "energy_generated")
+    assert np.all(pv[TEN, in_first] == 0.0)
+    assert np.all(pv[TEN, in_rest & has_pv] > 0.0)
+
+
 def test_an_import_limit_makes_the_battery_discharge(campus, campus_meters):
     model = _model(campus, campus_meters)
     _, _, hybrid = _kinds(campus_meters)
@@ -410,7 +446,7 @@ def test_weights_split_an_interval_between_events_and_the_default(campus_meters)
     starts = SUNDAY + 900 * np.arange(96)
     a = _event(event_id="01", start_s=SUNDAY + 450, duration_s=900, max_limit_pct=0.0, primacy=0)
     b = _event(event_id="02", start_s=SUNDAY, duration_s=1800, max_limit_pct=50.0, ramp_s=900)
-    events, weights = control_weights((b, a), None, 1, meters, starts, 900)
+    events, weights = control_weights((b, a), (), 1, meters, starts, 900)
     assert [e.event_id for e in events] == ["01", "02"]
     np.testing.assert_allclose(weights[0, :2], 0.5)  # a holds half of intervals 0 and 1
     # b ramps over interval 0 (∫ t/900 over its first 450 s = 112.5 s) and holds 450 s of 1.
@@ -443,12 +479,12 @@ def test_weights_of_an_interval_are_the_same_in_every_window(campus_meters):
     )
     default = DerDefault(set_grad_w=0.07)
     starts = SUNDAY + 900 * np.arange(96)
-    events, whole = control_weights(controls, default, 3, meters, starts, 900)
+    events, whole = control_weights(controls, (default,), 3, meters, starts, 900)
     assert [e.event_id for e in events] == ["02", "04", "03", "01"]
     assert np.all(whole.sum(axis=(1, 2)) > 0)
     ids = [e.event_id for e in events]
     for t in range(96):
-        some, part = control_weights(controls, default, 3, meters, starts[t : t + 1], 900)
+        some, part = control_weights(controls, (default,), 3, meters, starts[t : t + 1], 900)
         for event, weight in zip(some, part, strict=True):
             np.testing.assert_array_equal(weight[0], whole[ids.index(event.event_id), t])
         left_out = [i for i, e in enumerate(events) if e not in some]

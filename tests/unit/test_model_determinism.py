@@ -137,7 +137,7 @@ def _inputs(meter_ids) -> ModelInputs:
                 import_limit_kw=50.0,
             ),
         ),
-        der_default=DerDefault(generation_limit_kw=150.0, set_grad_w=0.05),
+        der_defaults=(DerDefault(generation_limit_kw=150.0, set_grad_w=0.05),),
     )
 
 

@@ -4,11 +4,11 @@
 messaging poller, and a DER poller for a meter with PV and/or a battery (``pollers``, the
 factory ``MeterClients`` takes), and turns what they learned into the model's inputs
 (``model_inputs``): each EndDeviceControl becomes a ``LoadControl`` for the meters that received
-it, each TimeTariffInterval a ``PriceInterval``, each DERControl a model ``DerControl`` and the
-DefaultDERControl the ``DerDefault`` (see ``der_inputs``). Events the run already knows from its
-scenario (same mRID) are not added twice. ``advance`` tells the demand-response and DER pollers
-how far simulated time has got, for the Responses they owe; ``observe`` hands each DER poller
-its meter's latest reading (for DERStatus and DERAvailability).
+it, each TimeTariffInterval a ``PriceInterval``, each DERControl a model ``DerControl`` and each
+DefaultDERControl a ``DerDefault`` for the meters holding it (see ``der_inputs``). Events the run
+already knows from its scenario (same mRID) are not added twice. ``advance`` tells the
+demand-response and DER pollers how far simulated time has got, for the Responses they owe;
+``observe`` hands each DER poller its meter's latest reading (for DERStatus and DERAvailability).
 """
 
 from __future__ import annotations
@@ -94,6 +94,15 @@ def der_control_of(control: WireDerControl, primacy: int, meter_ids: frozenset[s
     )
 
 
+def der_default_of(default: DefaultDerControl, meter_ids: frozenset[str]) -> DerDefault:
+    """A DefaultDERControl as the model's default for ``meter_ids`` (the meters holding it)."""
+    return DerDefault(
+        meter_ids=meter_ids,
+        set_grad_w=default.set_grad_w_pct_per_s,
+        **_modes(default.base),  # type: ignore[arg-type]
+    )
+
+
 class MeterFunctionSets:
     """The pollers of an actor's meters. ``categories``: meter id → DeviceCategoryType bits;
     ``ders``: meter id → its DER ratings, for the meters with PV and/or a battery (only those
@@ -156,19 +165,18 @@ class MeterFunctionSets:
                 )
             )
 
-    def der_inputs(self, base: ModelInputs) -> tuple[tuple[DerControl, ...], DerDefault | None]:
-        """The model's DER controls and default from what the DER pollers learned.
+    def der_inputs(
+        self, base: ModelInputs
+    ) -> tuple[tuple[DerControl, ...], tuple[DerDefault, ...]]:
+        """The model's DER controls and defaults from what the DER pollers learned.
 
         Controls: one model control per DERControl, for every meter that received it, with the
         lowest primacy a meter saw it under (``der_control_of``). Controls whose mRID the
         scenario already has are left out.
 
-        Default: the DefaultDERControl the meters hold, for the meters that hold it (its
-        setGradW, as the model has it, paces every meter's events). When they hold different
-        ones (a server giving meters programs with different defaults), the model can take only
-        one: the one most meters hold (ties: the greatest mRID) is kept for its holders, the
-        other meters run without a default, and a warning is logged. The scenario's default, when
-        it has one, wins.
+        Defaults: each distinct DefaultDERControl the meters hold, for the meters that hold it
+        (a server may give meters programs with different defaults); its setGradW paces those
+        meters' events. The scenario's defaults come first, so where one targets a meter it wins.
         """
         known = {c.event_id for c in base.der_controls}
         shared: dict[int, tuple[WireDerControl, int, set[str]]] = {}
@@ -184,29 +192,20 @@ class MeterFunctionSets:
             der_control_of(c, p, frozenset(m))
             for c, p, m in sorted(shared.values(), key=lambda e: (e[0].start, e[0].mrid))
         )
-        if base.der_default is not None:
-            return controls, base.der_default
+        return controls, base.der_defaults + self._held_defaults()
+
+    def _held_defaults(self) -> tuple[DerDefault, ...]:
+        """One model default per distinct DefaultDERControl the meters hold, for its holders
+        (in mRID order, so the same knowledge gives the same inputs)."""
         holders: dict[DefaultDerControl, set[str]] = {}
         for meter_id, poller in self.der.items():
             d = poller.default()
             if d is not None:
                 holders.setdefault(d, set()).add(meter_id)
-        if not holders:
-            return controls, None
-        chosen = max(holders, key=lambda d: (len(holders[d]), d.mrid))
-        if len(holders) > 1:
-            log.warning(
-                "meters hold %d different DefaultDERControls; the model follows %s for %d meters",
-                len(holders),
-                mrid_hex(chosen.mrid),
-                len(holders[chosen]),
-            )
-        default = DerDefault(
-            meter_ids=frozenset(holders[chosen]),
-            set_grad_w=chosen.set_grad_w_pct_per_s,
-            **_modes(chosen.base),  # type: ignore[arg-type]
+        return tuple(
+            der_default_of(d, frozenset(holders[d]))
+            for d in sorted(holders, key=lambda d: (d.mrid, d.updated))
         )
-        return controls, default
 
     def model_inputs(self, base: ModelInputs) -> ModelInputs:
         """``base`` (the scenario's) plus what the meters learned over IEEE 2030.5."""
@@ -226,15 +225,15 @@ class MeterFunctionSets:
         for poller in self.pricing.values():
             for i in poller.intervals():
                 prices[i.start] = PriceInterval(i.start, i.duration, i.price_thb_per_kwh)
-        der_controls, der_default = self.der_inputs(base)
-        if not learned and not prices and not der_controls and der_default is base.der_default:
+        der_controls, der_defaults = self.der_inputs(base)
+        if not learned and not prices and not der_controls and der_defaults == base.der_defaults:
             return base
         return ModelInputs(
             load_controls=base.load_controls + learned,
             tariffs=base.tariffs,
             prices=base.prices + tuple(prices[s] for s in sorted(prices)),
             der_controls=base.der_controls + der_controls,
-            der_default=der_default,
+            der_defaults=der_defaults,
         )
 
     def learned_scenario(self) -> dict:
