@@ -482,12 +482,24 @@ def publish_scenario(settings: Settings, handles, campus_tariff) -> None:
     actions = server_actions(scenario, lfdi_of, campus_tariff)
     ray.get([handles.registry.admin.remote(a, **kw) for a, kw in actions], timeout=60)
     log.info(
-        "scenario %s: %d DR events, %d tariff changes, %d notices on the 2030.5 server",
+        "scenario %s: %d DR events, %d tariff changes, %d notices, %d DER controls "
+        "and %d DER defaults on the 2030.5 server",
         settings.scenario_file,
         len(scenario.events),
         len(scenario.tariffs),
         len(scenario.messages),
+        len(scenario.der_controls),
+        sum(a == "set_default_der_control" for a, _ in actions),
     )
+    targeted = sum(d.targets is not None for d in scenario.der_defaults)
+    if targeted:
+        log.warning(
+            "scenario %s: %d DER defaults name targets: the model follows them, but the "
+            "built-in 2030.5 server has one DefaultDERControl for every DER and does not "
+            "publish them",
+            settings.scenario_file,
+            targeted,
+        )
 
 
 def count_check(settings: Settings, simulation) -> None:

@@ -1,9 +1,9 @@
-"""Scenario files (``--scenario FILE``): the demand-response events, tariff changes and campus
-notices of a run, as data. A run is a pure function of (seed, config, scenario): the events
-reach the meter model directly as time-stamped inputs (so a backfill sheds exactly as a real
-time run does) and are published on the built-in IEEE 2030.5 server under stable mRIDs (so
-2030.5 clients, the meters included, see the same events; a meter that learns one over 2030.5
-recognises it by its mRID and does not apply it twice).
+"""Scenario files (``--scenario FILE``): the demand-response events, tariff changes, campus
+notices and DER controls of a run, as data. A run is a pure function of (seed, config,
+scenario): the events reach the meter model directly as time-stamped inputs (so a backfill
+sheds exactly as a real time run does) and are published on the built-in IEEE 2030.5 server
+under stable mRIDs (so 2030.5 clients, the meters included, see the same events; a meter that
+learns one over 2030.5 recognises it by its mRID and does not apply it twice).
 
 A file is JSON::
 
@@ -13,7 +13,15 @@ A file is JSON::
                     "randomize_start_s": 300, "repeat": {"every_days": 7, "count": 52}}],
      "tariffs": [{"effective_from": "2025-06-01T00:00:00+07:00", "on_peak_start_hour": 13,
                   "on_peak_end_hour": 20, "on_peak_thb_per_kwh": 5.2, "off_peak_thb_per_kwh": 2.4}],
-     "messages": [{"start": "...", "duration_s": 7200, "text": "...", "priority": 2}]}
+     "messages": [{"start": "...", "duration_s": 7200, "text": "...", "priority": 2}],
+     "der_controls": [{"start": "2025-04-09T11:00:00+07:00", "duration_s": 7200,
+                       "export_limit_kw": 0, "ramp_s": 60, "randomize_start_s": 120}],
+     "der_defaults": [{"max_lim_w_pct": 80, "set_grad_w_pct_per_s": 0.27}]}
+
+DER controls and defaults are IEEE 2030.5 DERControls and DefaultDERControls (``DerControlSpec``,
+``DerDefaultSpec``). The built-in server exports everything operators put on it in this form
+(``GET /api/ieee2030_5/admin/scenario``) and the meters record what they learned from any server
+in it (``DATA_DIR/learned``), so a run replays from (seed, config, scenario).
 
 Times are RFC 3339 (an offset is required) or epoch seconds; durations seconds; prices THB/kWh.
 A wrong file fails with ``ConfigError`` naming the file and the field (exit code 2).
@@ -26,13 +34,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.der import CATEGORY_DER
 from gtx_ray.ieee2030_5.events import CATEGORY_MANAGED_CI_LOADS, event_mrid, mrid_hex
 from gtx_ray.model.controls import LoadControl
-from gtx_ray.model.der import DerControl
+from gtx_ray.model.der import MODE_OF_WIRE, DerControl, DerDefault
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.tariff import PriceInterval, TimeOfUseTariff
 
@@ -143,16 +159,13 @@ class MessageSpec(BaseModel):
         return _epoch(value, "start")
 
 
-class DerControlSpec(BaseModel):
-    """One IEEE 2030.5 DERControl for the meters with PV and/or a battery (or a series with
-    ``repeat``): at least one mode; limits in kW at the connection point (export, import) or of
-    the DER (generation, load); ``fixed_w_pct`` a signed % of each battery's power (+ discharge);
-    ``max_lim_w_pct`` a % of the inverter's rating."""
+class DerModesSpec(BaseModel):
+    """The DERControlBase modes of a DER control or default: limits in kW at the connection
+    point (export, import) or of the DER (generation, load); ``fixed_w_pct`` a signed % of each
+    battery's power (+ discharge); ``max_lim_w_pct`` a % of the inverter's rating."""
 
     model_config = ConfigDict(extra="forbid")
 
-    start: int | str
-    duration_s: int = Field(ge=60, le=86_400)
     connect: bool | None = None
     energize: bool | None = None
     export_limit_kw: float | None = Field(None, ge=0, le=1e6)
@@ -161,39 +174,77 @@ class DerControlSpec(BaseModel):
     load_limit_kw: float | None = Field(None, ge=0, le=1e6)
     fixed_w_pct: float | None = Field(None, ge=-100, le=100)
     max_lim_w_pct: float | None = Field(None, ge=0, le=100)
+
+    def modes(self) -> dict[str, bool | float]:
+        """The modes set, by their ``DERControlBase`` names (``ieee2030_5.der``)."""
+        return {m: getattr(self, m) for m in DER_MODES if getattr(self, m) is not None}
+
+    def model_modes(self) -> dict[str, bool | float | None]:
+        """The modes as the model's ``DerControl`` / ``DerDefault`` fields."""
+        return {model: getattr(self, wire) for wire, model in MODE_OF_WIRE.items()}
+
+
+class DerControlSpec(DerModesSpec):
+    """One IEEE 2030.5 DERControl for the meters with PV and/or a battery (or a series with
+    ``repeat``): at least one mode (``DerModesSpec``); ``primacy`` of its program (lower wins
+    when controls overlap; the built-in server publishes every control in one program);
+    ``created_at``: its creationTime (among equal primacy the later created wins; default a day
+    before its start); ``cancelled_at``: when it was cancelled or superseded (epoch s or
+    RFC 3339)."""
+
+    start: int | str
+    duration_s: int = Field(ge=60, le=86_400)
     ramp_s: float | None = Field(None, ge=0, le=655.35)
     targets: list[str] | None = Field(None, min_length=1)
     device_category: int = Field(CATEGORY_DER, gt=0, lt=2**32)
     randomize_start_s: int = Field(0, ge=-3600, le=3600)
     randomize_duration_s: int = Field(0, ge=-3600, le=3600)
+    primacy: int = Field(1, ge=0, le=255)
     description: str = Field("", max_length=32)
     repeat: Repeat | None = None
     mrid: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{32}$", description="keep this mRID")
+    created_at: int | str | None = None
+    cancelled_at: int | str | None = None
 
     @field_validator("start")
     @classmethod
     def _start(cls, value: int | str) -> int:
         return _epoch(value, "start")
 
+    @field_validator("created_at", "cancelled_at")
+    @classmethod
+    def _time(cls, value: int | str | None, info: ValidationInfo) -> int | None:
+        return None if value is None else _epoch(value, str(info.field_name))
+
     @model_validator(mode="after")
     def _one_mode(self) -> DerControlSpec:
-        if all(getattr(self, m) is None for m in DER_MODES):
+        if not self.modes():
             raise ValueError(f"needs a mode: one of {', '.join(DER_MODES)}")
-        if self.repeat is not None and self.mrid is not None:
-            raise ValueError("mrid names one control: not with repeat")
+        one = (self.mrid, self.created_at, self.cancelled_at)
+        if self.repeat is not None and any(v is not None for v in one):
+            raise ValueError("mrid, created_at and cancelled_at name one control: not with repeat")
         return self
 
+    def created_s(self, start_s: int) -> int:
+        """The creationTime of the occurrence starting at ``start_s``, epoch s."""
+        return start_s - 86_400 if self.created_at is None else int(self.created_at)
 
-DER_MODES = (
-    "connect",
-    "energize",
-    "export_limit_kw",
-    "import_limit_kw",
-    "generation_limit_kw",
-    "load_limit_kw",
-    "fixed_w_pct",
-    "max_lim_w_pct",
-)
+
+class DerDefaultSpec(DerModesSpec):
+    """A DefaultDERControl: the modes the DERs follow when no control is in force (and the
+    modes a control leaves unset); ``set_grad_w_pct_per_s`` (setGradW): the ramp rate of
+    controls without their own ``ramp_s`` and of every return to the default, % of the rated
+    power per second. ``targets``: the meters it is for (None: every DER); where several
+    defaults target a meter, the first listed wins. The built-in server can publish only a
+    default for every DER (one program): one with targets reaches the model only."""
+
+    set_grad_w_pct_per_s: float | None = Field(None, ge=0, le=655.35)
+    targets: list[str] | None = Field(None, min_length=1)
+    description: str = Field("", max_length=32)
+    mrid: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{32}$", description="keep this mRID")
+
+
+DER_MODES = tuple(DerModesSpec.model_fields)
 
 
 class PriceSpec(BaseModel):
@@ -216,6 +267,7 @@ class ScenarioFile(BaseModel):
     messages: list[MessageSpec] = Field(default_factory=list)
     prices: list[PriceSpec] = Field(default_factory=list)
     der_controls: list[DerControlSpec] = Field(default_factory=list)
+    der_defaults: list[DerDefaultSpec] = Field(default_factory=list, max_length=1000)
 
 
 @dataclass(frozen=True)
@@ -246,6 +298,7 @@ class Scenario:
     messages: tuple[MessageSpec, ...]
     prices: tuple[PriceSpec, ...] = ()
     der_controls: tuple[ScenarioDerControl, ...] = ()
+    der_defaults: tuple[DerDefaultSpec, ...] = ()
 
     @staticmethod
     def empty() -> Scenario:
@@ -293,7 +346,13 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
     if len(der) > MAX_EVENTS:
         raise ConfigError(f"{source}: der_controls expand to {len(der)}, over {MAX_EVENTS}")
     return Scenario(
-        parsed.description, tuple(events), tariffs, tuple(parsed.messages), prices, tuple(der)
+        parsed.description,
+        tuple(events),
+        tariffs,
+        tuple(parsed.messages),
+        prices,
+        tuple(der),
+        tuple(parsed.der_defaults),
     )
 
 
@@ -323,7 +382,8 @@ def _load_file(path: Path) -> Scenario:
 
 def merge_scenarios(parts: list[Scenario]) -> Scenario:
     """One scenario of several: an event named in more than one (same mRID) reaches the union
-    of their targets; tariff changes and prices keep one per start; notices all."""
+    of their targets; tariff changes and prices keep one per start; notices and DER defaults
+    all (in the order of the parts: where two target a meter, the earlier wins)."""
     events: dict[str, ScenarioEvent] = {}
     for part in parts:
         for e in part.events:
@@ -344,6 +404,7 @@ def merge_scenarios(parts: list[Scenario]) -> Scenario:
         tuple(m for part in parts for m in part.messages),
         tuple(prices[k] for k in sorted(prices)),
         tuple(sorted(der.values(), key=lambda c: (c.start, c.mrid))),
+        tuple(d for part in parts for d in part.der_defaults),
     )
 
 
@@ -400,7 +461,12 @@ def server_actions(
                     f"scenario: der_controls targets {missing[:3]} are not meters of this run"
                 )
             targets = [lfdi_of[m] for m in spec.targets]
-        fields = spec.model_dump(exclude={"start", "targets", "repeat", "mrid"}, exclude_none=True)
+        fields = spec.model_dump(
+            exclude={"start", "targets", "repeat", "mrid", "created_at", "cancelled_at", "primacy"},
+            exclude_none=True,
+        )
+        if spec.cancelled_at is not None:
+            fields["cancelled_s"] = int(spec.cancelled_at)
         actions.append(
             (
                 "create_der_control",
@@ -409,10 +475,16 @@ def server_actions(
                     "start": c.start,
                     "targets": targets,
                     "mrid": c.mrid,
-                    "creation_time": c.start - 86_400,
+                    "creation_time": spec.created_s(c.start),
                 },
             )
         )
+    everyone = [d for d in scenario.der_defaults if d.targets is None]
+    if everyone:  # the first one wins for every meter it targets (see DerDefaultSpec)
+        d = everyone[0]
+        mrid = d.mrid.upper() if d.mrid else mrid_hex(event_mrid("dderc-scenario", _content(d)))
+        options = {"set_grad_w_pct_per_s": d.set_grad_w_pct_per_s, "description": d.description}
+        actions.append(("set_default_der_control", {**d.modes(), **options, "mrid": mrid}))
     for m in scenario.messages:
         fields = m.model_dump(exclude={"start"}, exclude_none=True)
         actions.append(("create_message", {**fields, "start": int(m.start)}))
@@ -450,11 +522,20 @@ def model_inputs(scenario: Scenario, campus_tariff: TimeOfUseTariff) -> ModelInp
             PriceInterval(p.start, p.duration_s, p.import_thb_per_kwh) for p in scenario.prices
         ),
         der_controls=tuple(model_der_control(c) for c in scenario.der_controls),
+        der_defaults=tuple(
+            DerDefault(
+                meter_ids=frozenset(d.targets) if d.targets is not None else None,
+                set_grad_w=d.set_grad_w_pct_per_s,
+                **d.model_modes(),  # type: ignore[arg-type]
+            )
+            for d in scenario.der_defaults
+        ),
     )
 
 
 def model_der_control(c: ScenarioDerControl) -> DerControl:
-    """A scenario DER control as the model's (created a day before it starts, as published)."""
+    """A scenario DER control as the model's (created when it says, else a day before it
+    starts, as published)."""
     s = c.spec
     return DerControl(
         event_id=c.mrid,
@@ -464,17 +545,17 @@ def model_der_control(c: ScenarioDerControl) -> DerControl:
         randomize_duration_s=s.randomize_duration_s,
         meter_ids=frozenset(s.targets) if s.targets is not None else None,
         device_category=s.device_category,
-        created_s=c.start - 86_400,
-        connect=s.connect,
-        energize=s.energize,
-        export_limit_kw=s.export_limit_kw,
-        import_limit_kw=s.import_limit_kw,
-        generation_limit_kw=s.generation_limit_kw,
-        load_limit_kw=s.load_limit_kw,
-        fixed_pct=s.fixed_w_pct,
-        max_limit_pct=s.max_lim_w_pct,
+        primacy=s.primacy,
+        created_s=s.created_s(c.start),
+        cancelled_at_s=None if s.cancelled_at is None else int(s.cancelled_at),
         ramp_s=s.ramp_s,
+        **s.model_modes(),  # type: ignore[arg-type]
     )
+
+
+def _content(d: DerDefaultSpec) -> str:
+    """A default's content as canonical JSON (its mRID is made from it: stable across runs)."""
+    return json.dumps(d.model_dump(exclude={"mrid"}), sort_keys=True)
 
 
 def model_tariff(spec: TariffSpec, base: TimeOfUseTariff) -> TimeOfUseTariff:

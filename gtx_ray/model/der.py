@@ -59,6 +59,19 @@ MODE_FIELDS = (
     "max_limit_pct",
 )
 
+MODE_OF_WIRE = {
+    "connect": "connect",
+    "energize": "energize",
+    "export_limit_kw": "export_limit_kw",
+    "import_limit_kw": "import_limit_kw",
+    "generation_limit_kw": "generation_limit_kw",
+    "load_limit_kw": "load_limit_kw",
+    "fixed_w_pct": "fixed_pct",
+    "max_lim_w_pct": "max_limit_pct",
+}
+"""The model's mode of each DERControlBase mode as 2030.5 names it (``ieee2030_5.der``, scenario
+files): the percentages stay percentages of each meter's own rating."""
+
 
 def _check_modes(name: str, control: DerControl | DerDefault) -> None:
     for field in ("export_limit_kw", "import_limit_kw", "generation_limit_kw", "load_limit_kw"):

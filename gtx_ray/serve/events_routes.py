@@ -199,13 +199,14 @@ def add_event_routes(
     async def export_scenario(request: Request) -> JSONResponse:
         """Everything operators put on the server, as a scenario file: save it and pass it to
         ``--scenario`` to replay the run with the same events (same mRIDs), tariff changes
-        and notices. Targets are meter ids where the certificates name them, else LFDIs."""
+        notices, DER controls and DER defaults. Targets are meter ids where the certificates name
+        them, else LFDIs."""
         answer = await admin(request, "export_scenario")
         if answer.status_code != 200:
             return answer
         scenario = json.loads(answer.body)["result"]
         meter_of = {str(row["lfdi"]): m for m, row in (devices_index() or {}).items()}
-        for event in scenario["dr_events"]:
+        for event in (*scenario["dr_events"], *scenario.get("der_controls", ())):
             if "targets" in event:
                 event["targets"] = [meter_of.get(t, t) for t in event["targets"]]
         return JSONResponse(scenario)

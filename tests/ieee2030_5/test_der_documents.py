@@ -5,6 +5,7 @@ the DER pollers learned becomes the model's DER inputs (client/function_sets.py)
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -271,3 +272,29 @@ def test_each_default_the_meters_hold_is_a_model_default_for_its_holders():
     # the scenario's defaults come first: where they target a meter, they win
     mine = DerDefault(export_limit_kw=1.0)
     assert sets.model_inputs(ModelInputs(der_defaults=(mine,))).der_defaults[0] is mine
+
+
+def test_what_the_meters_learned_replays_as_a_scenario_with_the_same_der_inputs():
+    """The recorded scenario (``learned_scenario``) gives the model the same DER controls and
+    defaults the pollers gave it: modes, ramp, primacy, receivers, cancellation, setGradW."""
+    from gtx_ray.fleet import load_campus
+    from gtx_ray.scenario import model_inputs, parse_scenario
+    from tests.conftest import REPO
+
+    sets = _sets()
+    cap = replace(
+        _control(export_limit_kw=0.0), base=DerControlBase(export_limit_kw=0.0, ramp_s=20.0)
+    )
+    cancelled = replace(_control(fixed_w_pct=50.0), mrid=7, cancelled_s=T0 + 5000)
+    shared = DefaultDerControl(1, 0xD1, "", DerControlBase(max_lim_w_pct=80.0), 0.25)
+    own = DefaultDerControl(2, 0xD2, "", DerControlBase(connect=False), None)
+    _learn(sets.der["P1"], [(cap, 2)], shared)
+    _learn(sets.der["P2"], [(cap, 1)], shared)
+    _learn(sets.der["H"], [(cancelled, 1)], own)
+    learned = json.loads(json.dumps(sets.learned_scenario()))
+    campus = load_campus(REPO / "config" / "utcc_campus_config.json")
+    replayed = model_inputs(parse_scenario(learned, "learned"), campus.model_tariff())
+    direct = sets.model_inputs(ModelInputs())
+    key = lambda c: c.event_id  # noqa: E731
+    assert sorted(replayed.der_controls, key=key) == sorted(direct.der_controls, key=key)
+    assert set(replayed.der_defaults) == set(direct.der_defaults) and len(direct.der_defaults) == 2

@@ -415,3 +415,52 @@ def test_malformed_default_is_refused_with_the_field_named(der_server):
         der_server.admin(admin_der.set_default_der_control, set_grad_w_pct_per_s=-1.0)
     with pytest.raises(BadRequest, match="load_limit_kw"):
         der_server.admin(admin_der.set_default_der_control, load_limit_kw=1e9)
+
+
+def test_der_controls_and_defaults_round_trip_through_a_scenario_file(certs_dir):
+    """What operators put on a server, exported as a scenario file and published on a fresh
+    server, is the same there (mRIDs, targets, cancellation, the default); the model gets the
+    same controls with their program's primacy. Publishing it twice changes nothing."""
+    import json
+
+    from gtx_ray.fleet import load_campus
+    from gtx_ray.ieee2030_5.server.config import build_registry
+    from gtx_ray.ieee2030_5.server.managers import admin_events
+    from gtx_ray.scenario import model_inputs, parse_scenario, server_actions
+    from tests.conftest import REPO
+
+    now = int(time.time())
+    config = Ieee2030_5Config(certs_dir=certs_dir, port=0)
+    first = build_registry(config, now)
+    lfdi = "AB" * 20
+    admin_der.create_der_control(
+        first, now, now + 600, 3600, targets=[lfdi], export_limit_kw=0.0, ramp_s=30.0
+    )
+    later = admin_der.create_der_control(first, now, now + 7200, 1800, fixed_w_pct=-40.0)
+    admin_der.cancel_der_control(first, now, later["id"], at=now + 60)
+    admin_der.set_default_der_control(
+        first, now, export_limit_kw=5.0, set_grad_w_pct_per_s=0.5, description="5 kW cap"
+    )
+    exported = json.loads(json.dumps(admin_events.export_scenario(first, now)))
+    assert len(exported["der_controls"]) == 2 and len(exported["der_defaults"]) == 1
+    scenario = parse_scenario(exported, "exported")
+
+    second = build_registry(config, now + 5)
+    for _ in range(2):
+        for action, kwargs in server_actions(scenario, {lfdi: lfdi}):
+            getattr(admin_events if hasattr(admin_events, action) else admin_der, action)(
+                second, now + 5, **kwargs
+            )
+    again = admin_events.export_scenario(second, now + 5)
+    for key in ("der_controls", "der_defaults"):
+        assert again[key] == exported[key]
+    controls = {c["mrid"]: c for c in admin_der.list_der_controls(second, now + 5)}
+    assert controls[later["mrid"]]["status"] == "cancelled"
+
+    campus = load_campus(REPO / "config" / "utcc_campus_config.json")
+    inputs = model_inputs(scenario, campus.model_tariff())
+    by_id = {c.event_id: c for c in inputs.der_controls}
+    assert by_id[later["mrid"]].cancelled_at_s == now + 60
+    assert by_id[later["mrid"]].fixed_pct == -40.0 and by_id[later["mrid"]].primacy == 1
+    (default,) = inputs.der_defaults
+    assert (default.export_limit_kw, default.set_grad_w, default.meter_ids) == (5.0, 0.5, None)

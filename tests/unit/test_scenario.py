@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gtx_ray.errors import ConfigError
-from gtx_ray.scenario import load_scenario, parse_scenario, server_actions
+from gtx_ray.scenario import load_scenario, model_inputs, parse_scenario, server_actions
 
 MONDAY_14H = "2025-03-03T14:00:00+07:00"
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +53,29 @@ def test_weekly_event_expands_to_52_with_stable_distinct_mrids():
             "on_peak_start_hour must be before",
         ),
         ({"messages": [{"start": 0, "duration_s": 60, "text": ""}]}, "messages[0].text"),
+        (
+            {"der_defaults": [{"export_limit_kw": 1, "set_grad_w_pct_per_s": -1}]},
+            "der_defaults[0].set_grad_w_pct_per_s",
+        ),
+        ({"der_defaults": [{"export_limit_kw": 1, "ramp_s": 5}]}, "der_defaults[0].ramp_s"),
+        (
+            {
+                "der_controls": [
+                    {
+                        "start": 0,
+                        "duration_s": 600,
+                        "connect": False,
+                        "created_at": 0,
+                        "repeat": {"every_days": 1, "count": 2},
+                    }
+                ]
+            },
+            "not with repeat",
+        ),
+        (
+            {"der_controls": [{"start": 0, "duration_s": 600, "connect": False, "primacy": 256}]},
+            "der_controls[0].primacy",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_field(data, words):
@@ -179,3 +202,32 @@ def test_der_controls_in_a_scenario_reach_the_model_and_the_server():
     )
     with pytest.raises(ConfigError, match=r"der_controls\[0\]: .*needs a mode"):
         parse_scenario({"der_controls": [{"start": noon, "duration_s": 600}]}, "s.json")
+
+
+def test_der_defaults_reach_the_model_and_the_one_for_every_der_the_server():
+    """Defaults for named meters reach the model only (the built-in server has one default for
+    every DER); the first for every DER is published under an mRID made from its content."""
+    from gtx_ray.fleet import load_campus
+
+    data = {
+        "der_defaults": [
+            {"export_limit_kw": 0, "targets": ["AMI_METER_UTCC_001"]},
+            {"max_lim_w_pct": 60, "set_grad_w_pct_per_s": 0.1, "description": "60 %"},
+            {"connect": False},
+        ]
+    }
+    scenario = parse_scenario(data)
+    campus = load_campus(REPO / "config" / "utcc_campus_config.json")
+    named, everyone, shadowed = model_inputs(scenario, campus.model_tariff()).der_defaults
+    assert named.meter_ids == frozenset({"AMI_METER_UTCC_001"}) and named.export_limit_kw == 0
+    assert (everyone.meter_ids, everyone.max_limit_pct, everyone.set_grad_w) == (None, 60, 0.1)
+    assert shadowed.connect is False  # listed, but every meter follows an earlier one
+    ((action, kwargs),) = server_actions(scenario, {})
+    assert action == "set_default_der_control"
+    assert kwargs["max_lim_w_pct"] == 60 and kwargs["set_grad_w_pct_per_s"] == 0.1
+    assert server_actions(parse_scenario(data), {})[0][1]["mrid"] == kwargs["mrid"]
+    other = dict(data["der_defaults"][1], max_lim_w_pct=50)
+    assert (
+        server_actions(parse_scenario({"der_defaults": [other]}), {})[0][1]["mrid"]
+        != kwargs["mrid"]
+    )

@@ -27,7 +27,7 @@ from gtx_ray.ieee2030_5.der import DefaultDerControl, DerControlBase
 from gtx_ray.ieee2030_5.der import DerControl as WireDerControl
 from gtx_ray.ieee2030_5.events import EndDeviceControl, mrid_hex
 from gtx_ray.model.controls import LoadControl
-from gtx_ray.model.der import DerControl, DerDefault
+from gtx_ray.model.der import MODE_OF_WIRE, DerControl, DerDefault
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.tariff import PriceInterval
 
@@ -58,16 +58,7 @@ def load_control_of(control: EndDeviceControl, meter_ids: frozenset[str]) -> Loa
 def _modes(base: DerControlBase) -> dict[str, object]:
     """The model's modes of a DERControlBase: opModFixedW stays a signed % of each battery's
     rating (``fixed_pct``), opModMaxLimW a % of each inverter's (``max_limit_pct``)."""
-    return {
-        "connect": base.connect,
-        "energize": base.energize,
-        "export_limit_kw": base.export_limit_kw,
-        "import_limit_kw": base.import_limit_kw,
-        "generation_limit_kw": base.generation_limit_kw,
-        "load_limit_kw": base.load_limit_kw,
-        "fixed_pct": base.fixed_w_pct,
-        "max_limit_pct": base.max_lim_w_pct,
-    }
+    return {model: getattr(base, wire) for wire, model in MODE_OF_WIRE.items()}
 
 
 def der_control_of(control: WireDerControl, primacy: int, meter_ids: frozenset[str]) -> DerControl:
@@ -101,6 +92,15 @@ def der_default_of(default: DefaultDerControl, meter_ids: frozenset[str]) -> Der
         set_grad_w=default.set_grad_w_pct_per_s,
         **_modes(default.base),  # type: ignore[arg-type]
     )
+
+
+def _scenario_modes(control: DerControl | DerDefault) -> dict[str, object]:
+    """The modes a model control sets, by their scenario-file (2030.5) names."""
+    return {
+        wire: getattr(control, model)
+        for wire, model in MODE_OF_WIRE.items()
+        if getattr(control, model) is not None
+    }
 
 
 class MeterFunctionSets:
@@ -240,8 +240,8 @@ class MeterFunctionSets:
         """What the meters learned, as a scenario file (``gtx_ray.scenario``): each event with
         its mRID, the meters that received it as targets and, when it was cancelled or
         superseded, ``cancelled_at``; the import prices as ``prices``. Replaying it with
-        ``--scenario`` gives the model the same inputs, DER controls apart: they are not
-        recorded (a scenario file has no DER controls yet)."""
+        ``--scenario`` gives the model the same inputs: the DER controls and defaults too
+        (``learned_der``)."""
         receivers: dict[int, tuple[EndDeviceControl, set[str]]] = {}
         for meter_id, poller in self.drlc.items():
             for control in poller.controls():
@@ -282,4 +282,37 @@ class MeterFunctionSets:
             "description": "learned over IEEE 2030.5 by " + ", ".join(sorted(self.drlc)[:3]),
             "dr_events": events,
             "prices": [prices[s] for s in sorted(prices)],
+            **self.learned_der(),
         }
+
+    def learned_der(self) -> dict[str, list[dict]]:
+        """The DER controls the meters received (targets: the receivers; primacy: the lowest
+        they saw it under; ``cancelled_at`` when cancelled or superseded) and each distinct
+        default the meters hold (targets: its holders), as scenario entries."""
+        controls, defaults = self.der_inputs(ModelInputs())
+        rows = []
+        for c in controls:
+            row: dict[str, object] = {
+                "start": c.start_s,
+                "duration_s": c.duration_s,
+                **_scenario_modes(c),
+                "randomize_start_s": c.randomize_start_s,
+                "randomize_duration_s": c.randomize_duration_s,
+                "device_category": c.device_category,
+                "primacy": c.primacy,
+                "targets": sorted(c.meter_ids or ()),
+                "mrid": c.event_id,
+                "created_at": c.created_s,
+            }
+            if c.ramp_s is not None:
+                row["ramp_s"] = c.ramp_s
+            if c.cancelled_at_s is not None:
+                row["cancelled_at"] = c.cancelled_at_s
+            rows.append(row)
+        held = []
+        for d in defaults:
+            row = {**_scenario_modes(d), "targets": sorted(d.meter_ids or ())}
+            if d.set_grad_w is not None:
+                row["set_grad_w_pct_per_s"] = d.set_grad_w
+            held.append(row)
+        return {"der_controls": rows, "der_defaults": held}

@@ -170,6 +170,7 @@ class DerBook:
         response_required: int = RESPOND_RECEIVED | RESPOND_SPECIFIC,
         mrid: int | None = None,
         creation_time: int | None = None,
+        cancelled_s: int | None = None,
     ) -> DerControl:
         """A new control; BadRequest naming the wrong field, Conflict when ``mrid`` names a
         control that exists with other content (the same content again changes nothing)."""
@@ -210,6 +211,7 @@ class DerBook:
             randomize_duration_s=randomize_duration_s,
             targets=targets,
             response_required=response_required,
+            cancelled_s=cancelled_s,  # a control replayed from a scenario that was cancelled
         )
         existing = self.by_mrid(control.mrid)
         if existing is not None:
@@ -247,8 +249,11 @@ class DerBook:
         program_id: int = DEFAULT_PROGRAM.id,
         set_grad_w_pct_per_s: float | None = None,
         description: str = "",
+        mrid: int | None = None,
     ) -> DefaultDerControl:
-        """Replace the program's DefaultDERControl (it may ask for no mode at all)."""
+        """Replace the program's DefaultDERControl (it may ask for no mode at all). With
+        ``mrid`` (a scenario published again) the same content under the same mRID changes
+        nothing, so devices see no new default."""
         self.program(program_id)
         check_base(base, default=True)
         if set_grad_w_pct_per_s is not None:
@@ -257,12 +262,15 @@ class DerBook:
             raise BadRequest(f"description must be at most 32 characters, got {len(description)}")
         default = DefaultDerControl(
             program_id=program_id,
-            mrid=event_mrid("dderc", program_id, now),
+            mrid=event_mrid("dderc", program_id, now) if mrid is None else mrid,
             description=description,
             base=base,
             set_grad_w_pct_per_s=set_grad_w_pct_per_s,
             updated=now,
         )
+        held = self.defaults.get(program_id)
+        if held is not None and replace(held, updated=now) == default:
+            return held
         self.defaults[program_id] = default
         self.changed = True
         return default

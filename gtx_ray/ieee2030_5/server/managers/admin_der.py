@@ -29,6 +29,7 @@ CONTROL_OPTIONS = frozenset(
         "program_id",
         "mrid",
         "creation_time",
+        "cancelled_s",
     }
 )
 
@@ -78,6 +79,13 @@ def default_dict(d: DefaultDerControl) -> dict:
     }
 
 
+def _hex_mrid(value: Any) -> int:
+    try:
+        return int(value, 16)
+    except (TypeError, ValueError):
+        raise BadRequest(f"mrid must be hex, got {value!r}") from None
+
+
 def create_der_control(
     registry: Registry,
     now: int,
@@ -88,16 +96,14 @@ def create_der_control(
 ) -> dict:
     """A new DERControl; ``targets`` are LFDIs (None: every device). ``values``: the modes
     (``MODES``) and options: description, randomize_start_s, randomize_duration_s,
-    device_category, response_required, program_id, mrid (hex), creation_time."""
+    device_category, response_required, program_id, mrid (hex), creation_time, cancelled_s (a
+    control replayed from a scenario, cancelled then)."""
     unknown = sorted(set(values) - set(MODES) - CONTROL_OPTIONS)
     if unknown:
         raise BadRequest(f"{unknown[0]}: not a DER control field")
     options = {k: v for k, v in values.items() if k in CONTROL_OPTIONS and v is not None}
     if "mrid" in options:
-        try:
-            options["mrid"] = int(options["mrid"], 16)
-        except (TypeError, ValueError):
-            raise BadRequest(f"mrid must be hex, got {options['mrid']!r}") from None
+        options["mrid"] = _hex_mrid(options["mrid"])
     control = registry.der.create(
         now, start, duration_s, _modes(values), targets=_targets(targets), **options
     )
@@ -137,9 +143,11 @@ def set_default_der_control(
     program_id: int = DEFAULT_PROGRAM.id,
     set_grad_w_pct_per_s: float | None = None,
     description: str = "",
+    mrid: str | None = None,
     **modes: Any,
 ) -> dict:
-    """Replace the program's DefaultDERControl with ``modes`` (``MODES``) and setGradW."""
+    """Replace the program's DefaultDERControl with ``modes`` (``MODES``) and setGradW;
+    ``mrid`` (hex): keep this mRID (a scenario's default, published again unchanged)."""
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise BadRequest(f"{unknown[0]}: not a DER control mode")
@@ -149,6 +157,7 @@ def set_default_der_control(
         program_id=program_id,
         set_grad_w_pct_per_s=set_grad_w_pct_per_s,
         description=description,
+        mrid=None if mrid is None else _hex_mrid(mrid),
     )
     return default_dict(default)
 

@@ -257,4 +257,41 @@ def export_scenario(registry: Registry, now: int) -> dict:
         "dr_events": events,
         "tariffs": tariffs,
         "messages": messages,
+        **export_der(registry),
     }
+
+
+def export_der(registry: Registry) -> dict[str, list[dict]]:
+    """The DER controls (each with its program's primacy) and the programs' defaults (lowest
+    primacy first, the one a device in several programs follows) as scenario entries."""
+    book = registry.der
+    controls = []
+    for c in sorted(book.controls.values(), key=lambda c: (c.start, c.id)):
+        stop = [s for s in (c.cancelled_s, c.superseded_s) if s is not None]
+        row: dict[str, Any] = {
+            "start": c.start,
+            "duration_s": c.duration,
+            **{k: v for k, v in asdict(c.base).items() if v is not None},
+            "device_category": c.device_category,
+            "randomize_start_s": c.randomize_start_s,
+            "randomize_duration_s": c.randomize_duration_s,
+            "primacy": book.program(c.program_id).primacy,
+            "description": c.description,
+            "mrid": mrid_hex(c.mrid),
+            "created_at": c.creation_time,
+        }
+        if c.targets is not None:
+            row["targets"] = sorted(c.targets)
+        if stop:
+            row["cancelled_at"] = min(stop)
+        controls.append(row)
+    defaults = []
+    for program in sorted(book.programs.values(), key=lambda p: (p.primacy, p.id)):
+        d = book.default_of(program.id)
+        if d is None:
+            continue
+        modes = {k: v for k, v in asdict(d.base).items() if v is not None and k != "ramp_s"}
+        if d.set_grad_w_pct_per_s is not None:
+            modes["set_grad_w_pct_per_s"] = d.set_grad_w_pct_per_s
+        defaults.append({**modes, "description": d.description, "mrid": mrid_hex(d.mrid)})
+    return {"der_controls": controls, "der_defaults": defaults}
