@@ -135,7 +135,9 @@ class MeterActor:
             self._clients.submit(result.batch)
         if self._function_sets is not None:
             self._function_sets.advance(result.state.next_start_s)
-            self._function_sets.observe(result.batch)
+            changed = self._function_sets.observe(result.batch)
+            if changed and self._clients is not None:
+                self._clients.wake(changed)  # their DERStatus goes out now, not at the next poll
             self._record_learned()
         return result.batch, result.state
 

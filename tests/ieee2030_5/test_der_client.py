@@ -243,3 +243,83 @@ def test_a_server_refusing_the_der_records_does_not_keep_a_meter_from_its_contro
     assert "DERCapability" in der["last_error"] and not der["reported"]
     (learned,) = sets.model_inputs(ModelInputs()).der_controls
     assert learned.fixed_pct == -25.0 and learned.meter_ids == frozenset({meter_id})
+
+
+def test_a_change_of_operating_state_reaches_the_server_before_the_next_poll(campus, certs_dir):
+    """The server's pollRate is 300 s, so only a push explains a DERStatus that follows the
+    battery from charging to discharging within seconds; a reading that changes only the state
+    of charge pushes nothing; changes closer than MIN_PUSH_INTERVAL_S wait for it."""
+    from gtx_ray.ieee2030_5.client.der import (
+        MIN_PUSH_INTERVAL_S,
+        STORAGE_CHARGING,
+        STORAGE_DISCHARGING,
+        STORAGE_HOLDING,
+        DerReading,
+    )
+
+    arrays = MeterArrays.from_specs(campus.meters)
+    i = int(np.flatnonzero(arrays.meter_type == 2)[0])  # a hybrid: PV and a battery
+    hybrid = str(arrays.meter_id[i])
+    lfdi = load_devices_index(certs_dir)[hybrid]["lfdi"]
+    ratings = DerRatings(
+        float(arrays.inverter_kw[i]), float(arrays.battery_kwh[i]), float(arrays.battery_kw[i])
+    )
+    sets = MeterFunctionSets(
+        {hybrid: int(device_category_of(arrays.meter_type[i : i + 1])[0])}, {hybrid: ratings}
+    )
+    server = ThreadedServer(Ieee2030_5Config(certs_dir=certs_dir, port=0, poll_rate_s=300))
+    clients = MeterClients(
+        certs_dir,
+        [hybrid],
+        f"https://127.0.0.1:{server.port}",
+        interval_s=INTERVAL_S,
+        settings=ClientSettings(backoff_base_s=0.05, backoff_cap_s=0.4),
+        pollers=sets.pollers,
+    )
+    t0 = (int(time.time()) // INTERVAL_S) * INTERVAL_S
+
+    def reading(k: int, battery_kw: float, level: float) -> DerReading:
+        return DerReading(t0 + k * INTERVAL_S, 20.0, level, 0.0, battery_kw)
+
+    def held() -> dict | None:
+        rows = {r["lfdi"]: r for r in server.admin(admin_der.list_der_devices)}
+        return rows[lfdi]["status"] if lfdi in rows else None  # not registered yet
+
+    poller = sets.der[hybrid]
+
+    def observe(r: DerReading) -> None:
+        if poller.observe(r):  # the state changed: what the meter actor does after a step
+            clients.wake([hybrid])
+
+    try:
+        observe(reading(0, 30.0, 50.0))  # charging
+        clients.start()
+        first = _wait("the first poll's DERStatus", held)
+        assert first["storage_mode_status"] == STORAGE_CHARGING
+        assert poller.detail()["status_pushes"] == 0  # sent by the poll, not pushed
+
+        observe(reading(1, 30.0, 55.0))  # the state of charge moves, the state does not
+        time.sleep(1.0)
+        assert held()["reading_time"] == t0 and poller.detail()["status_pushes"] == 0
+
+        pushed_at = time.monotonic()
+        observe(reading(2, -40.0, 60.0))  # discharging: pushed (≥ 5 s after the poll's PUT)
+        status = _wait(
+            "the discharge",
+            lambda: (s := held())["storage_mode_status"] == STORAGE_DISCHARGING and s,
+            MIN_PUSH_INTERVAL_S + 5,
+        )
+        assert status["reading_time"] == t0 + 2 * INTERVAL_S
+        observe(reading(3, 0.0, 55.0))  # holding, right after: waits for the interval
+        status = _wait(
+            "the hold",
+            lambda: (s := held())["storage_mode_status"] == STORAGE_HOLDING and s,
+            MIN_PUSH_INTERVAL_S + 5,
+        )
+        assert time.monotonic() - pushed_at >= MIN_PUSH_INTERVAL_S
+        detail = poller.detail()
+        assert (detail["state_changes"], detail["status_pushes"]) == (2, 2)
+        assert clients.status()[0]["function_sets"]["der"]["polls"] == 1
+    finally:
+        clients.stop(5)
+        server.stop()

@@ -12,8 +12,15 @@ DER and follows the DERControls and the DefaultDERControl it is assigned.
   meter's own ratings (``DerRatings``: inverter kW, battery kWh and kW). A server that refuses
   them fails the poll (it backs off and tries again) but the controls were learned first.
 - Last, PUT DERStatus and DERAvailability from the meter's latest state (``observe``), when it
-  has a newer one than it sent (at most once per poll); ``connected`` there means no control
-  the meter follows disconnects or de-energises it at that time.
+  has a newer one than it sent; ``connected`` there means no control the meter follows
+  disconnects or de-energises it at that time.
+- Between polls, when the operating state changes (connected or not, the inverter's status,
+  generating or not, charging / discharging / holding: everything DERStatus says but the state
+  of charge), the new DERStatus and DERAvailability are pushed at once (``push_at``, ``push``;
+  the actor wakes the meter), so the server's DERStatus reflects every change of state. At most
+  one push per ``MIN_PUSH_INTERVAL_S`` per meter: in a run faster than real time, changes
+  closer together than that are reported as the state at the push (``state_changes`` counts
+  them all, ``status_pushes`` the pushes).
 
 What the meter does with the controls is the model's business (``controls()`` and ``default()``
 hand them to ``MeterFunctionSets``). Thread-safety: the actor's thread calls ``controls``,
@@ -25,7 +32,8 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 from yarl import URL
 
@@ -66,6 +74,9 @@ from gtx_ray.ieee2030_5.der_documents import (
 )
 
 DEFAULT_POLL_RATE_S = 900
+MIN_PUSH_INTERVAL_S = 5.0
+"""Wall seconds between two pushes of a changed DERStatus of one meter (bounds the load a fleet
+in an accelerated run puts on the server)."""
 KEEP_AFTER_END_S = 86_400
 """A control no longer listed is forgotten this long after its end (s)."""
 MAX_CONTROLS = 1_000
@@ -244,6 +255,11 @@ class DerPoller:
         self._reported_for: str | None = None  # the EndDevice whose DER got the capability
         self._der_hrefs: dict[str, URL | None] = {}
         self._status_sent_for: int | None = None
+        self._state_sent: DerStatus | None = None  # the operating state the server holds
+        self._state_seen: DerStatus | None = None  # that of the latest reading observed
+        self._next_push_at = 0.0  # monotonic s
+        self.state_changes = 0
+        self.status_pushes = 0
         self.responses_posted = 0
         self.responses_failed = 0
         self.records_put = 0
@@ -265,11 +281,37 @@ class DerPoller:
         with self._lock:
             self._sim_now = sim_now_s if self._sim_now is None else max(self._sim_now, sim_now_s)
 
-    def observe(self, reading: DerReading) -> None:
-        """The meter's latest state (after a step); sent as DERStatus / DERAvailability."""
+    def observe(self, reading: DerReading) -> bool:
+        """The meter's latest state (after a step); sent as DERStatus / DERAvailability. True
+        when its operating state differs from the one the server holds (a push is wanted)."""
+        state = self.state_of(reading)
         with self._lock:
-            if self._reading is None or reading.time_s >= self._reading.time_s:
-                self._reading = reading
+            if self._reading is not None and reading.time_s < self._reading.time_s:
+                return False
+            self._reading = reading
+            if self._state_seen is not None and state != self._state_seen:
+                self.state_changes += 1
+            self._state_seen = state
+            return bool(self._der_hrefs) and state != self._state_sent
+
+    def state_of(self, reading: DerReading) -> DerStatus:
+        """The operating state of a reading: its DERStatus without the time and the state of
+        charge (those change every interval)."""
+        status = status_of(self.ratings, reading, self.connected_at(reading.time_s))
+        return replace(status, reading_time=0, state_of_charge_pct=None)
+
+    def push_at(self) -> float | None:
+        """When to push the latest state (monotonic s): None while the server holds it."""
+        with self._lock:
+            changed = self._state_seen is not None and self._state_seen != self._state_sent
+            if not changed or not self._der_hrefs:
+                return None
+            return self._next_push_at
+
+    async def push(self, session: Session) -> None:
+        """PUT the DERStatus and DERAvailability of the latest reading (its state changed)."""
+        if await self._send_state(session):
+            self.status_pushes += 1
 
     def connected_at(self, t: int) -> bool:
         """False while a control the meter follows disconnects or de-energises its DER."""
@@ -286,6 +328,8 @@ class DerPoller:
             "default": has_default,
             "reported": self._reported_for is not None,
             "records_put": self.records_put,
+            "state_changes": self.state_changes,
+            "status_pushes": self.status_pushes,
             "responses_posted": self.responses_posted,
             "responses_failed": self.responses_failed,
         }
@@ -361,14 +405,17 @@ class DerPoller:
         self._der_hrefs = hrefs
         self._reported_for = str(end_device)
         self._status_sent_for = None
+        self._state_sent = None
 
-    async def _send_state(self, session: Session) -> None:
-        """PUT DERStatus and DERAvailability of the latest reading, when not sent yet."""
+    async def _send_state(self, session: Session) -> bool:
+        """PUT DERStatus and DERAvailability of the latest reading, when not sent yet. True
+        when sent."""
         with self._lock:
             reading = self._reading
         if reading is None or reading.time_s == self._status_sent_for or not self._der_hrefs:
-            return
+            return False
         connected = self.connected_at(reading.time_s)
+        state = self.state_of(reading)
         status_url = self._der_hrefs.get("Status")
         if status_url is not None:
             body = render_status(
@@ -381,7 +428,11 @@ class DerPoller:
                 session.local(avail_url), availability_of(self.ratings, reading, connected)
             )
             await self._put(session, avail_url, body, "DERAvailability")
-        self._status_sent_for = reading.time_s
+        with self._lock:
+            self._status_sent_for = reading.time_s
+            self._state_sent = state
+            self._next_push_at = time.monotonic() + MIN_PUSH_INTERVAL_S
+        return True
 
     def _merge(
         self,

@@ -48,7 +48,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,7 @@ class MeterClients:
         self._ids = pa.array(list(meter_ids), pa.string())
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._by_id: dict[str, int] | None = None  # meter id → index in clients, on first use
         self._stop_event: asyncio.Event | None = None
         self._stop_timeout_s = 10.0
         self._started = threading.Event()
@@ -288,6 +289,26 @@ class MeterClients:
                 self.clients[m].enqueue(list(zip(starts_list[a:b], rows[a:b], strict=True)))
         self.rows_submitted += len(order)
         return len(order)
+
+    def wake(self, meter_ids: Iterable[str]) -> None:
+        """Wake these meters' loops (thread-safe; unknown ids ignored): a function set of theirs
+        has something to send between polls (``pollers.PushingPoller``)."""
+        loop = self._loop
+        if loop is None or not meter_ids:
+            return
+        index = self._index()
+        try:
+            for meter_id in meter_ids:
+                i = index.get(meter_id)
+                if i is not None:
+                    loop.call_soon_threadsafe(self.clients[i].wake)
+        except RuntimeError:  # the loop closed meanwhile (stopped)
+            pass
+
+    def _index(self) -> dict[str, int]:
+        if self._by_id is None:
+            self._by_id = {c.meter_id: i for i, c in enumerate(self.clients)}
+        return self._by_id
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Ask every registered meter to post its queue now (ignoring postRate) and wait until

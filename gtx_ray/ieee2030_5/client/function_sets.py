@@ -137,10 +137,12 @@ class MeterFunctionSets:
         for der in self.der.values():
             der.advance(sim_now_s)
 
-    def observe(self, batch: pa.RecordBatch) -> None:
-        """Hand each DER poller its meter's latest reading in ``batch`` (a step's readings)."""
+    def observe(self, batch: pa.RecordBatch) -> list[str]:
+        """Hand each DER poller its meter's latest reading in ``batch`` (a step's readings).
+        Returns the meters whose DER operating state changed: wake them
+        (``MeterClients.wake``) to push their DERStatus now."""
         if not self.der or batch.num_rows == 0:
-            return
+            return []
         meter_ids = batch.column("meter_id").to_pylist()
         times = batch.column("timestamp").cast(pa.int64()).to_numpy()
         latest: dict[str, int] = {}
@@ -154,8 +156,9 @@ class MeterFunctionSets:
             v = batch.column(name)[row].as_py()
             return None if v is None else float(v)
 
+        changed = []
         for meter_id, row in latest.items():
-            self.der[meter_id].observe(
+            if self.der[meter_id].observe(
                 DerReading(
                     time_s=int(times[row]),
                     pv_kw=value("solar_generation", row) or 0.0,
@@ -163,7 +166,9 @@ class MeterFunctionSets:
                     curtailed_kw=value("curtailed_kw", row) or 0.0,
                     battery_kw=value("battery_power", row) or 0.0,
                 )
-            )
+            ):
+                changed.append(meter_id)
+        return changed
 
     def der_inputs(
         self, base: ModelInputs

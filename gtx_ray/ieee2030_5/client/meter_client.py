@@ -207,6 +207,10 @@ class MeterClient:
         self._flush = True
         self._poke()
 
+    def wake(self) -> None:
+        """Look at the pollers now (one has something to push between polls)."""
+        self._poke()
+
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
@@ -266,6 +270,10 @@ class MeterClient:
             if due is not None:
                 d = self.discovery
                 await self.poller_schedule.run(due, self.session, d.links, d.server_now())
+                continue
+            push = self.poller_schedule.push_due(now)
+            if push is not None:
+                await self.poller_schedule.run_push(push, self.session)
                 continue
             until = self._next_poll
             if self.post_enabled:

@@ -11,6 +11,10 @@ or ``MeterClients(pollers=factory)`` for an actor's meters). ``PollerSchedule`` 
 - with what: the meter's ``Session`` (its requests, error classes, identity), the ``Links`` it
   discovered (DeviceCapability, EndDevice and FunctionSetAssignments links) and the server's
   time as the meter knows it (epoch s).
+- between polls: a poller that has something to send before its next poll (a DER whose
+  operating state changed) says when in ``push_at`` and sends it in ``push``; the meter's loop
+  runs a due push like a due poll (woken by ``MeterClients.wake``). A failed push backs off
+  like a failed poll.
 - failures stay the poller's own: a ``ClientError`` (no answer, 404, 429/5xx with Retry-After,
   an unusable answer) or a bug in the poller backs that poller off (exponential, equal jitter,
   capped, as the mirror does; ``Retry-After`` honoured), is counted in its status and logged
@@ -50,6 +54,18 @@ class FunctionSetPoller(Protocol):
         ...
 
 
+class PushingPoller(FunctionSetPoller, Protocol):
+    """A poller that may also send between its polls (optional: ``push_at`` and ``push``)."""
+
+    def push_at(self) -> float | None:
+        """When (monotonic s) it has something to send before its next poll; None: nothing."""
+        ...
+
+    async def push(self, session: Session) -> None:
+        """Send it (raise a ``ClientError`` when the server failed it)."""
+        ...
+
+
 class _Scheduled:
     """A poller and its schedule: next_at (monotonic s), back-off and counters."""
 
@@ -58,8 +74,16 @@ class _Scheduled:
         self.next_at = 0.0
         self.backoff = Backoff(settings.backoff_base_s, settings.backoff_cap_s)
         self.polls = 0
+        self.pushes = 0
         self.errors = 0
         self.last_error: str | None = None
+        self.push_after = 0.0  # no push before this (monotonic s): after a failed one
+
+    def push_due_at(self) -> float | None:
+        """When its push is due (monotonic s), None when it has nothing to push."""
+        push_at = getattr(self.poller, "push_at", None)
+        at = push_at() if push_at is not None else None
+        return None if at is None else max(at, self.push_after)
 
 
 class PollerSchedule:
@@ -95,8 +119,43 @@ class PollerSchedule:
         return min(ready, key=lambda s: s.next_at) if ready else None
 
     def next_at(self) -> float | None:
-        """When the next poller is due (monotonic s); None without pollers."""
-        return min((s.next_at for s in self._scheduled), default=None)
+        """When the next poller (poll or push) is due (monotonic s); None without pollers."""
+        pushes = (at for s in self._scheduled if (at := s.push_due_at()) is not None)
+        return min((*(s.next_at for s in self._scheduled), *pushes), default=None)
+
+    def push_due(self, now: float) -> _Scheduled | None:
+        """A poller with a push due at ``now`` (monotonic s), or None."""
+        for s in self._scheduled:
+            at = s.push_due_at()
+            if at is not None and at <= now:
+                return s
+        return None
+
+    async def run_push(self, s: _Scheduled, session: Session) -> None:
+        """Send ``s``'s push once; a failure backs its pushes off. Never raises but
+        CancelledError."""
+        try:
+            async with asyncio.timeout(self.settings.poller_timeout_s):
+                await s.poller.push(session)  # type: ignore[attr-defined]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # ClientError, timeout, or a bug: the meter carries on
+            if not isinstance(exc, ClientError | TimeoutError):
+                log.exception("meter %s: function set %s push failed", self.meter_id, s.poller.name)
+            s.errors += 1
+            s.last_error = f"push: {type(exc).__name__}: {exc}"
+            wait = s.backoff.failed()
+            s.push_after = time.monotonic() + wait
+            self._warnings.warning(
+                "meter %s: function set %s: %s; pushing again in %.1f s",
+                self.meter_id,
+                s.poller.name,
+                s.last_error,
+                wait,
+            )
+        else:
+            s.pushes += 1
+            s.push_after = 0.0
 
     async def run(self, s: _Scheduled, session: Session, links: Links, server_now: int) -> None:
         """Poll ``s`` once and schedule it again; never raises but CancelledError."""
@@ -137,11 +196,16 @@ class PollerSchedule:
         )
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per poller name: polls (succeeded), errors (failed), last_error, and what the
-        poller itself reports (its ``detail()``, when it has one)."""
+        """Per poller name: polls and pushes (succeeded), errors (failed), last_error, and what
+        the poller itself reports (its ``detail()``, when it has one)."""
         out = {}
         for s in self._scheduled:
-            row: dict[str, Any] = {"polls": s.polls, "errors": s.errors, "last_error": s.last_error}
+            row: dict[str, Any] = {
+                "polls": s.polls,
+                "pushes": s.pushes,
+                "errors": s.errors,
+                "last_error": s.last_error,
+            }
             detail = getattr(s.poller, "detail", None)
             if callable(detail):
                 row.update(detail())
