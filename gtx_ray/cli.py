@@ -113,6 +113,11 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
         "front actor)",
     )
     add(
+        "--ieee2030-5-registry-shards",
+        help="spread the 2030.5 devices by LFDI over N registry actors (default 1); a state "
+        "directory keeps the count it was written with",
+    )
+    add(
         "--ieee2030-5-state-dir",
         help="where the 2030.5 server keeps devices, mirrors and readings across restarts "
         "(state.sqlite; default DATA_DIR/ieee2030_5)",
@@ -191,6 +196,10 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
     if args.ieee2030_5_replicas is not None:
         fields["ieee2030_5_replicas"] = parse_int(
             "--ieee2030-5-replicas", args.ieee2030_5_replicas, 1, 64
+        )
+    if args.ieee2030_5_registry_shards is not None:
+        fields["ieee2030_5_registry_shards"] = parse_int(
+            "--ieee2030-5-registry-shards", args.ieee2030_5_registry_shards, 1, 64
         )
     if args.ieee2030_5_state_dir is not None:
         state_dir = Path(args.ieee2030_5_state_dir)
@@ -431,6 +440,7 @@ def start_ieee2030_5_server(settings: Settings):
         post_rate_s=post_rate_s(settings),
         state_path=ieee2030_5_state_path(settings),
         tariff=server_tariff(campus.model_tariff()),
+        registry_shards=settings.ieee2030_5_registry_shards,
     )
     if settings.ieee2030_5_replicas is not None:
         from gtx_ray.ieee2030_5.server.serve_front import start_ieee2030_5_serve

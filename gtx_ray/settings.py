@@ -70,6 +70,7 @@ class Settings:
     ieee2030_5_pin: int = 111115
     ieee2030_5_state_dir: Path | None = None  # 2030.5 registry state; None: DATA_DIR/ieee2030_5
     ieee2030_5_replicas: int | None = None  # Ray Serve replicas of the TLS front; None: one actor
+    ieee2030_5_registry_shards: int = 1  # registry actors the devices are spread over by LFDI
     address: str | None = None  # Ray cluster address; None: join a local cluster or start one
     namespace: str = "gtx_ray"
     max_in_flight: int = 4

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,7 @@ from gtx_ray.ieee2030_5.events import TimeOfUseRates
 from gtx_ray.ieee2030_5.identity import is_valid_pin, normalise_lfdi
 from gtx_ray.ieee2030_5.server.budget import total_budget_bytes
 from gtx_ray.ieee2030_5.server.registry import Registry, RegistryLimits, RegistryPolicy
+from gtx_ray.ieee2030_5.server.shards import shard_of
 
 if TYPE_CHECKING:
     from gtx_ray.ieee2030_5.server.store import RegistryStore
@@ -50,6 +51,9 @@ class Ieee2030_5Config:
     reuse_port: bind with SO_REUSEPORT, so several fronts (Serve replicas) share one port.
     tariff: the time-of-use tariff the server publishes (TariffProfile) until an operator
     changes it; None publishes none.
+    registry_shards: registry actors the devices are spread over by LFDI (``shards``); each
+    holds ``max_end_devices`` / shards of them and, with ``state_path``, a file of its own
+    (``shard_state_path``). A state directory keeps the count it was written with.
     """
 
     enabled: bool = True
@@ -82,6 +86,7 @@ class Ieee2030_5Config:
     state_synchronous: str = "NORMAL"
     reuse_port: bool = False
     tariff: TimeOfUseRates | None = None
+    registry_shards: int = 1
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -129,6 +134,7 @@ class Ieee2030_5Config:
             ("retention_s", 1, 100 * 366 * 86_400),
             ("batch_max", 1, 100_000),
             ("max_connections", 2, 1_000_000),
+            ("registry_shards", 1, 64),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
@@ -168,17 +174,31 @@ class Ieee2030_5Config:
         return total_budget_bytes(self.max_end_devices, self.max_bytes_per_device)
 
 
+def shard_state_path(config: Ieee2030_5Config, shard: int) -> Path | None:
+    """The state file of registry shard ``shard``: ``state_path`` itself for shard 0 (a
+    single registry's file), ``<stem>.shard<k><suffix>`` beside it for the others."""
+    path = config.state_path
+    if path is None or shard == 0:
+        return path
+    return path.with_name(f"{path.stem}.shard{shard}{path.suffix}")
+
+
 def build_registry(
-    config: Ieee2030_5Config, now: int, store: RegistryStore | None = None
+    config: Ieee2030_5Config, now: int, store: RegistryStore | None = None, shard: int = 0
 ) -> Registry:
-    """A Registry for ``config``: loaded from ``store`` when given (its state wins over the
-    configured rates only where an operator changed them), then the allow-list pre-registered
-    (at ``now``, epoch s) where missing, and written through to ``store``."""
-    registry = Registry(config.policy(), config.limits())
+    """A Registry for ``config`` (its shard ``shard`` of ``config.registry_shards``): loaded
+    from ``store`` when given (its state wins over the configured rates only where an operator
+    changed them), then the allow-list pre-registered (at ``now``, epoch s) where missing
+    (each LFDI in its shard), and written through to ``store``."""
+    n = config.registry_shards
+    limits = config.limits()
+    if n > 1:
+        limits = replace(limits, max_end_devices=-(-limits.max_end_devices // n))
+    registry = Registry(config.policy(), limits, shard=(shard, n))
     if store is not None:
         store.load(registry)
     for lfdi in config.allowlist:
-        if registry.device_by_lfdi(lfdi) is None:
+        if shard_of(lfdi, n) == shard and registry.device_by_lfdi(lfdi) is None:
             registry.add_device(lfdi, now)
     if config.tariff is not None and not registry.pricing.rates:
         registry.pricing.add(config.tariff)

@@ -209,20 +209,31 @@ class _Mirror:
 
 
 class Registry:
-    """All 2030.5 resource state of one server. Not thread-safe: one owner calls it."""
+    """All 2030.5 resource state of one server (or of one shard of its devices). Not
+    thread-safe: one owner calls it. ``shard``: (k, n), this registry holds the devices of shard
+    k of n; its EndDevice and mirror ids are k + 1, k + 1 + n, … so that ids stay unique over
+    the shards."""
 
     def __init__(
-        self, policy: RegistryPolicy | None = None, limits: RegistryLimits | None = None
+        self,
+        policy: RegistryPolicy | None = None,
+        limits: RegistryLimits | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.policy = policy or RegistryPolicy()
         self.limits = limits or RegistryLimits()
+        k, n = shard
+        if not 0 <= k < n:
+            raise ValueError(f"shard {k} of {n}: need 0 <= k < n")
+        self.shard = shard
+        self._id_step = n
         self._devices: dict[int, _Device] = {}
         self._device_by_lfdi: dict[str, int] = {}
-        self._next_device_id = 1
+        self._next_device_id = k + 1
         self._mirrors: dict[int, _Mirror] = {}
         self._mirror_by_mrid: dict[int, int] = {}
         self._mirrors_by_owner: dict[str, list[int]] = {}
-        self._next_mirror_id = 1
+        self._next_mirror_id = k + 1
         self.readings_mirrored = 0
         self.readings_dropped = 0
         self.bytes_held = 0  # estimated, over every device's budget
@@ -276,7 +287,7 @@ class Registry:
             post_rate=post_rate,
             device_category=device_category,
         )
-        self._next_device_id += 1
+        self._next_device_id += self._id_step
         self._devices[device.id] = device
         self._device_by_lfdi[lfdi] = device.id
         self.changes.devices.add(device.id)
@@ -367,7 +378,7 @@ class Registry:
         if budget.meta_bytes + MIRROR_BYTES > self.limits.max_bytes_per_device:
             raise LimitReached(self._budget_message(budget))
         mirror = _Mirror(self._next_mirror_id, owner, replace(header, meter_readings=()))
-        self._next_mirror_id += 1
+        self._next_mirror_id += self._id_step
         self._change(budget, meta=MIRROR_BYTES)
         self._retire(budget)
         self._mirrors[mirror.id] = mirror

@@ -29,11 +29,11 @@ from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.server.service import (
     REGISTRY_NAME,
-    REGISTRY_START_TIMEOUT_S,
     FrontActor,
     Ieee2030_5Handles,
     _first_line,
-    _registry_actor,
+    kill_registry,
+    start_registry,
 )
 
 log = logging.getLogger(__name__)
@@ -81,13 +81,7 @@ def start_ieee2030_5_serve(config: Ieee2030_5Config, replicas: int = 2) -> Ieee2
         raise ConfigError("ieee2030_5 port: the Serve front needs a fixed port, not 0")
     if not 1 <= replicas <= 64:
         raise ConfigError(f"ieee2030_5 replicas: must be 1..64, got {replicas}")
-    registry = _registry_actor(config)
-    try:
-        ray.get(registry.status.remote(), timeout=REGISTRY_START_TIMEOUT_S)
-    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
-        ray.kill(registry, no_restart=True)
-        cause = getattr(exc, "cause", None) or exc
-        raise ConfigError(f"IEEE 2030.5 registry could not start: {_first_line(cause)}") from None
+    shards = start_registry(config)
     namespace = ray.get_runtime_context().namespace
     app_name = f"{APP_NAME}_{namespace}"  # Serve is cluster-wide: one front per namespace
     serve.start(proxy_location="Disabled")
@@ -99,7 +93,7 @@ def start_ieee2030_5_serve(config: Ieee2030_5Config, replicas: int = 2) -> Ieee2
         serve.delete(app_name)
         raise ConfigError(f"IEEE 2030.5 Serve front did not start: {_first_line(exc)}") from None
     log.info("IEEE 2030.5 server on %s:%d, %d Serve replicas", config.host, config.port, replicas)
-    return Ieee2030_5Handles(config, registry, app_name, config.port)
+    return Ieee2030_5Handles(config, shards[0], app_name, config.port, tuple(shards))
 
 
 def serve_front_status(app_name: str = APP_NAME) -> dict[str, Any]:
@@ -119,7 +113,7 @@ def stop_ieee2030_5_serve(handles: Ieee2030_5Handles, keep_registry: bool = Fals
     the registry."""
     serve.delete(handles.front or APP_NAME)
     if handles.registry is not None and not keep_registry:
-        ray.kill(handles.registry, no_restart=True)
+        kill_registry(handles.config)
 
 
 def _wait_listening(host: str, port: int) -> None:

@@ -18,6 +18,7 @@ wait on sockets and on each other); the TLS work runs in the front's process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -29,16 +30,33 @@ import ray
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.ieee2030_5.server.backend import BatchingBackend
-from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry
+from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry, shard_state_path
 from gtx_ray.ieee2030_5.server.dispatch import OPERATIONS, Op, execute
 from gtx_ray.ieee2030_5.server.errors import Unavailable
 from gtx_ray.ieee2030_5.server.managers import admin, admin_der, admin_events
+from gtx_ray.ieee2030_5.server.shards import ShardedBackend, run_admin
+from gtx_ray.ieee2030_5.server.shards import registry_name as shard_name
 from gtx_ray.ieee2030_5.server.store import RegistryStore
 from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
 
 log = logging.getLogger(__name__)
 
 REGISTRY_NAME = "ieee2030_5_registry"
+"""Shard 0's actor (the only one with a single shard); shard k's is ``REGISTRY_NAME_k``."""
+ADMIN_TIMEOUT_S = 60.0
+"""How long shard 0 waits for another shard to run an admin action, seconds."""
+SUMMED_COUNTS = (
+    "registered_devices",
+    "mirror_usage_points",
+    "readings_mirrored",
+    "readings_dropped",
+    "bytes_held",
+    "der_devices_reporting",
+    "registry_calls",
+    "state_flushes",
+)
+"""Status counts that add up over the shards (the rest, e.g. DER controls, every shard holds
+alike)."""
 RETRY_SAFE = frozenset(OPERATIONS) - {"edev.register", "mirror.delete", "rsp.post"}
 """Operations that give the same state and answer when run twice: every read, PUT of
 DeviceInformation and of a DER record, and mirror posts (a reading set or single reading with
@@ -100,14 +118,18 @@ class RegistryActor:
     disk) and the front answers 503 for that batch.
     """
 
-    def __init__(self, config: Ieee2030_5Config) -> None:
+    def __init__(self, config: Ieee2030_5Config, shard: int = 0) -> None:
         logging.basicConfig(level=logging.INFO)
+        self.config = config
+        self.shard = shard
         self.store = None
-        if config.state_path is not None:
-            self.store = RegistryStore(config.state_path, config.state_synchronous)
-        self.registry = build_registry(config, int(time.time()), self.store)
+        path = shard_state_path(config, shard)
+        if path is not None:
+            self.store = RegistryStore(path, config.state_synchronous, config.registry_shards)
+        self.registry = build_registry(config, int(time.time()), self.store, shard)
         self.calls = 0
         self.started = time.time()
+        self._peers: dict[int, Any] = {}  # shard 0 only: the other shards, found by name
 
     def execute(self, ops: list[Op]) -> list[Any]:
         self.calls += 1
@@ -131,25 +153,70 @@ class RegistryActor:
             os._exit(1)
 
     def admin(self, action: str, **kwargs: Any) -> Any:
-        """An operator action (see ``managers.admin``): list_devices, preregister(lfdi),
-        remove_device(device_id), clear_mirrors(lfdi=None), set_rates(poll_rate, post_rate,
-        device_id). Raises the ResourceError of a refused action."""
+        """An operator action (see ``managers.admin``, ``admin_events``, ``admin_der``):
+        list_devices, preregister(lfdi), remove_device(device_id), clear_mirrors(lfdi=None),
+        set_rates(poll_rate, post_rate, device_id), the events, tariffs, notices and DER
+        controls. Raises the ResourceError of a refused action. With several shards, shard 0
+        runs it where it belongs (``shards.run_admin``) with one ``now`` for all."""
         if action not in ADMIN_ACTIONS:
             raise ValueError(f"unknown admin action {action!r}; one of {sorted(ADMIN_ACTIONS)}")
+        now = int(time.time())
+        n = self.config.registry_shards
+        if n == 1 or self.shard != 0:
+            return self.admin_local(action, now, kwargs)
+        return run_admin(action, kwargs, n, lambda k, a, kw: self._admin_on(k, a, now, kw))
+
+    def admin_local(self, action: str, now: int, kwargs: dict[str, Any]) -> Any:
+        """``admin`` on this shard's registry alone, at ``now`` (epoch s)."""
         try:
-            return ADMIN_ACTIONS[action](self.registry, int(time.time()), **kwargs)
+            return ADMIN_ACTIONS[action](self.registry, now, **kwargs)
         finally:
             self._persist()
+
+    def _admin_on(self, shard: int, action: str, now: int, kwargs: dict[str, Any]) -> Any:
+        if shard == self.shard:
+            return self.admin_local(action, now, kwargs)
+        peer = self._peers.get(shard)
+        if peer is None:
+            peer = self._peers[shard] = ray.get_actor(shard_name(REGISTRY_NAME, shard))
+        return ray.get(peer.admin_local.remote(action, now, kwargs), timeout=ADMIN_TIMEOUT_S)
 
     def pid(self) -> int:
         return os.getpid()
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {**self.registry.counts(), "registry_calls": self.calls}
+        """Counts of the registry; shard 0 of several adds the others' device counts
+        (``registry_shards``, and ``shard_devices`` per shard)."""
+        out = self.status_local()
+        n = self.config.registry_shards
+        if n == 1 or self.shard != 0:
+            return out
+        others = [self._status_of(k) for k in range(1, n)]
+        out["shard_devices"] = [
+            out["registered_devices"],
+            *(o["registered_devices"] for o in others),
+        ]
+        for other in others:
+            for key in SUMMED_COUNTS:
+                out[key] = out.get(key, 0) + other.get(key, 0)
+        return out
+
+    def status_local(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **self.registry.counts(),
+            "registry_calls": self.calls,
+            "registry_shards": self.config.registry_shards,
+        }
         if self.store is not None:
             out["state_path"] = str(self.store.path)
             out["state_flushes"] = self.store.flushes
         return out
+
+    def _status_of(self, shard: int) -> dict[str, Any]:
+        peer = self._peers.get(shard)
+        if peer is None:
+            peer = self._peers[shard] = ray.get_actor(shard_name(REGISTRY_NAME, shard))
+        return ray.get(peer.status_local.remote(), timeout=ADMIN_TIMEOUT_S)
 
 
 class FrontActor:
@@ -166,10 +233,17 @@ class FrontActor:
         self.config = config
         # Found by name (not passed as a handle) so that a restart by Ray needs no stored args;
         # ``namespace``: the registry's, when this runs elsewhere (a Serve replica).
-        registry = ray.get_actor(registry_name, namespace=namespace)
+        shards = [
+            BatchingBackend(
+                self._call_registry(ray.get_actor(shard_name(registry_name, k), namespace)),
+                config.batch_max,
+            )
+            for k in range(config.registry_shards)
+        ]
+        self._shards = shards
         self._loop = asyncio.new_event_loop()
-        self._backend = BatchingBackend(self._call_registry(registry), config.batch_max)
-        self._server = Ieee2030_5Server(config, self._backend)  # TLS files load here
+        backend = shards[0] if len(shards) == 1 else ShardedBackend(shards)
+        self._server = Ieee2030_5Server(config, backend)  # TLS files load here
         self._thread = threading.Thread(target=self._loop.run_forever, name="ieee2030_5-front")
         self._thread.daemon = True
         self._thread.start()
@@ -214,8 +288,8 @@ class FrontActor:
             **summary,
             "port": self._server.port,
             "listening": self._server.listening,
-            "registry_batches": self._backend.calls,
-            "registry_ops": self._backend.ops,
+            "registry_batches": sum(b.calls for b in self._shards),
+            "registry_ops": sum(b.ops for b in self._shards),
         }
 
     def stop(self) -> None:
@@ -229,20 +303,37 @@ class FrontActor:
 
 @dataclass(frozen=True)
 class Ieee2030_5Handles:
-    """What ``start_ieee2030_5`` returns: the actors (None when disabled), the bound port."""
+    """What ``start_ieee2030_5`` returns: the actors (None when disabled), the bound port.
+    ``registry`` is shard 0's actor (it answers the operator for every shard); ``shards`` holds
+    every shard's, so that they live as long as these handles (Ray ends an actor nobody holds)."""
 
     config: Ieee2030_5Config
     registry: Any = None
     front: Any = None
     port: int | None = None
+    shards: tuple[Any, ...] = ()
 
 
-def _registry_actor(config: Ieee2030_5Config):
-    return (
+def registry_shards(config: Ieee2030_5Config) -> list[Any]:
+    """The registry actor of every shard (created where missing), shard 0 first."""
+    return [
         ray.remote(RegistryActor)
-        .options(name=REGISTRY_NAME, get_if_exists=True, num_cpus=0, max_restarts=-1)
-        .remote(config)
-    )
+        .options(
+            name=shard_name(REGISTRY_NAME, k),
+            get_if_exists=True,
+            num_cpus=0,
+            max_restarts=-1,
+        )
+        .remote(config, k)
+        for k in range(config.registry_shards)
+    ]
+
+
+def kill_registry(config: Ieee2030_5Config) -> None:
+    """Kill every shard's registry actor (their state files stay)."""
+    for k in range(config.registry_shards):
+        with contextlib.suppress(ValueError):  # not running
+            ray.kill(ray.get_actor(shard_name(REGISTRY_NAME, k)), no_restart=True)
 
 
 def _front_actor(config: Ieee2030_5Config):
@@ -251,6 +342,20 @@ def _front_actor(config: Ieee2030_5Config):
         .options(name=FRONT_NAME, num_cpus=0, max_restarts=FRONT_MAX_RESTARTS, max_concurrency=4)
         .remote(config, REGISTRY_NAME)
     )
+
+
+def start_registry(config: Ieee2030_5Config) -> list[Any]:
+    """Start (or re-attach to) every registry shard and wait until each has loaded its state;
+    returns their actors, shard 0's first. ConfigError (every shard killed) when one cannot
+    start."""
+    shards = registry_shards(config)
+    try:
+        ray.get([a.status_local.remote() for a in shards], timeout=REGISTRY_START_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        kill_registry(config)
+        raise ConfigError(f"IEEE 2030.5 registry could not start: {_first_line(cause)}") from None
+    return shards
 
 
 def start_ieee2030_5(config: Ieee2030_5Config) -> Ieee2030_5Handles:
@@ -271,13 +376,7 @@ def start_ieee2030_5(config: Ieee2030_5Config) -> Ieee2030_5Handles:
         created_registry = False
     except ValueError:
         created_registry = True
-    registry = _registry_actor(config)
-    try:
-        ray.get(registry.status.remote(), timeout=REGISTRY_START_TIMEOUT_S)
-    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
-        cause = getattr(exc, "cause", None) or exc
-        ray.kill(registry, no_restart=True)
-        raise ConfigError(f"IEEE 2030.5 registry could not start: {_first_line(cause)}") from None
+    shards = start_registry(config)
     front = _front_actor(config)
     try:
         port = ray.get(front.port.remote(), timeout=START_TIMEOUT_S)
@@ -285,10 +384,10 @@ def start_ieee2030_5(config: Ieee2030_5Config) -> Ieee2030_5Handles:
         cause = getattr(exc, "cause", None) or exc
         ray.kill(front, no_restart=True)
         if created_registry:
-            ray.kill(registry, no_restart=True)
+            kill_registry(config)
         raise ConfigError(f"IEEE 2030.5 server could not start: {_first_line(cause)}") from None
     log.info("IEEE 2030.5 server on %s:%d (registry %s)", config.host, port, REGISTRY_NAME)
-    return Ieee2030_5Handles(config, registry, front, port)
+    return Ieee2030_5Handles(config, shards[0], front, port, tuple(shards))
 
 
 def restart_front(handles: Ieee2030_5Handles) -> Ieee2030_5Handles:
@@ -298,7 +397,7 @@ def restart_front(handles: Ieee2030_5Handles) -> Ieee2030_5Handles:
     _stop_front(handles.front)
     front = _front_actor(handles.config)
     port = ray.get(front.port.remote(), timeout=START_TIMEOUT_S)
-    return Ieee2030_5Handles(handles.config, handles.registry, front, port)
+    return Ieee2030_5Handles(handles.config, handles.registry, front, port, handles.shards)
 
 
 def status_ieee2030_5(handles: Ieee2030_5Handles) -> dict[str, Any]:
@@ -366,7 +465,7 @@ def stop_ieee2030_5(handles: Ieee2030_5Handles, keep_registry: bool = False) -> 
     if handles.front is not None:
         _stop_front(handles.front)
     if handles.registry is not None and not keep_registry:
-        ray.kill(handles.registry, no_restart=True)
+        kill_registry(handles.config)
 
 
 def _stop_front(front: Any) -> None:

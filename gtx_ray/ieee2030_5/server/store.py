@@ -82,7 +82,7 @@ class RegistryStore:
     """The SQLite file at ``path`` (parent directories are created). ``synchronous``: "NORMAL"
     or "FULL" (SQLite's PRAGMA; see the module docstring)."""
 
-    def __init__(self, path: Path | str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path | str, synchronous: str = "NORMAL", shards: int = 1) -> None:
         if synchronous not in SYNCHRONOUS:
             raise StoreError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
         self.path = Path(path)
@@ -100,9 +100,27 @@ class RegistryStore:
                     f"{self.path}: state of schema version {pickle.loads(row[0])}, this server "
                     f"reads version {SCHEMA_VERSION}; move the file away to start empty"
                 )
+            self._check_shards(shards)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: cannot use the state file: {exc}") from None
         self.flushes = 0
+
+    def _check_shards(self, shards: int) -> None:
+        """The file keeps the number of registry shards it was written with (devices are in
+        the shard their LFDI names, so another count would lose them): refuse another one."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='shards'").fetchone()
+        if row is not None:
+            written = pickle.loads(row[0])
+        else:  # a file from before sharding holds a single registry, if anything
+            held = self._db.execute("SELECT 1 FROM meta WHERE key='counters'").fetchone()
+            written = 1 if held is not None else shards
+            self._db.execute("INSERT INTO meta VALUES ('shards', ?)", (_blob(written),))
+        if written != shards:
+            raise StoreError(
+                f"{self.path}: this state was written with {written} registry shard(s), not "
+                f"{shards}; run with --ieee2030-5-registry-shards {written} (or move the state "
+                f"files away to start empty)"
+            )
 
     def close(self) -> None:
         self._db.close()
