@@ -256,6 +256,14 @@ def plan_layout(settings: Settings) -> Layout:
     return layout
 
 
+def wall_anchor_s(settings: Settings, start_s: int) -> float | None:
+    """When simulated ``start_s`` is due on the wall clock (UTC epoch s): ``start_s`` itself for
+    a real-time run from now (simulated time is the wall clock: the first interval is stored
+    once it has ended, not one interval after the actors are up); None (when the clock starts)
+    for an explicit ``--start`` or any other speed."""
+    return float(start_s) if settings.start_s is None and settings.speed == 1.0 else None
+
+
 def scenario_inputs(settings: Settings, campus: CampusConfig) -> ModelInputs:
     """The meter model's inputs for the run: the configured tariff, and the events and tariff
     changes of ``settings.scenario_file`` (ConfigError when it is not a valid scenario)."""
@@ -289,6 +297,7 @@ def start_simulation(
         fast_window_intervals=fast_window,
         max_in_flight=settings.max_in_flight,
         rows_per_interval=len(meters),
+        wall_anchor_s=wall_anchor_s(settings, start_s),
     )
     inputs = scenario_inputs(settings, campus)
     if clients is not None and clients.record_dir is None:

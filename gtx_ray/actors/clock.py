@@ -52,6 +52,11 @@ class ClockPlan:
     fast_window_intervals: int  # most intervals per step call as fast as possible
     max_in_flight: int
     rows_per_interval: int  # meters in the fleet
+    # Wall time (UTC epoch s) at which simulated ``start_s`` is due in paced modes; None: when
+    # ``run`` begins. A real-time run from "now" sets ``start_s`` here, so simulated time is the
+    # wall clock and an interval is issued as soon as it has ended, however long the actors took
+    # to start (else the first reading waited a whole interval after they were up).
+    wall_anchor_s: float | None = None
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -154,7 +159,7 @@ class ClockActor:
         """Drive the meters until the end time or ``stop``; return the final status."""
         plan = self._plan
         self._running = True
-        self._wall_start = time.time()
+        self._wall_start = plan.wall_anchor_s if plan.wall_anchor_s is not None else time.time()
         states = await self._initial_states()
         pending: collections.deque = collections.deque()
         try:

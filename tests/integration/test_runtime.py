@@ -14,7 +14,7 @@ import ray
 
 from gtx_ray.fleet import generate_fleet
 from gtx_ray.model.meters import MeterModel
-from gtx_ray.runtime import SimulationFailed, start_simulation
+from gtx_ray.runtime import SimulationFailed, start_simulation, wall_anchor_s
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import read_readings
 from tests.conftest import CAMPUS_CONFIG
@@ -159,6 +159,20 @@ def test_real_time_pacing_and_lag(ray_runtime, tmp_path):
     table = read_readings(settings.data_dir)
     ts = np.unique(table.column("timestamp").cast(pa.int64()).to_numpy())
     assert np.array_equal(ts, now + np.arange(6))
+
+
+def test_real_time_from_now_is_the_wall_clock(ray_runtime, tmp_path):
+    """Real time from "now": simulated time is the wall clock, so an interval is stored as soon
+    as it has ended, however long the actors took to start (not an interval after that)."""
+    settings = _settings(tmp_path, meters=10, interval_s=5, speed=1.0, start_s=None, duration_s=10)
+    simulation = start_simulation(settings)
+    plan = simulation.plan
+    assert plan.wall_anchor_s == plan.start_s
+    final = _finish(simulation, timeout_s=120)
+    assert final["storage"]["rows_stored"] == 10 * 2
+    assert time.time() < plan.end_s + 10.0, "the last interval was stored long after it ended"
+    for other in ({"start_s": plan.start_s}, {"speed": 60.0}):  # then: from the clock's start
+        assert wall_anchor_s(replace(settings, **other), plan.start_s) is None
 
 
 def test_too_short_a_run_is_refused(ray_runtime, tmp_path):
