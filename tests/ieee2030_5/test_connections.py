@@ -3,6 +3,7 @@ the keep-alive time, sooner when the pool fills; a connection beyond the bound i
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from gtx_ray.ieee2030_5.pki import device_credentials
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
+from gtx_ray.ieee2030_5.server.connections import ConnectionPool
 from gtx_ray.ieee2030_5.tls import client_context
 from tests.ieee2030_5.helpers import ThreadedServer
 
@@ -115,3 +117,38 @@ def test_connection_beyond_the_bound_is_refused(certs_dir, ctx):
         for c in conns:
             c.close()
         srv.stop()
+
+
+class _IdleConn:
+    """What the pool sees of an established connection idle for 100 s."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.closing = False
+        self.established = True
+        self.last_seen = loop.time() - 100.0
+
+    def close_idle(self) -> None:
+        self.closing = True
+
+
+def test_connections_the_pool_closes_leave_room_before_they_are_gone():
+    """``in_use`` (asked on every new connection) counts open connections the pool is not
+    closing: closed idle ones make room at once, and go from ``open`` when released."""
+    loop = asyncio.new_event_loop()
+    try:
+        pool = ConnectionPool(loop, max_connections=4, keepalive_s=1.0)
+        conns = [_IdleConn(loop) for _ in range(4)]
+        assert all(pool.admit(c) for c in conns)  # type: ignore[arg-type]
+        assert pool.in_use == 4 and not pool.admit(_IdleConn(loop))  # type: ignore[arg-type]
+        pool._sweep()  # all idle: all closing, still open until their close completes
+        assert pool.in_use == 0 and len(pool.open) == 4 and pool.closed_idle == 4
+        fresh = _IdleConn(loop)
+        assert pool.admit(fresh)  # type: ignore[arg-type]
+        for c in conns:
+            pool.release(c)  # type: ignore[arg-type]
+        assert pool.in_use == 1 and pool.open == {fresh}
+        pool.release(fresh)  # type: ignore[arg-type]
+        assert pool.in_use == 0 and not pool.open
+        pool.close()
+    finally:
+        loop.close()
