@@ -6,6 +6,8 @@ another shard count with a clear error."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -129,7 +131,21 @@ def test_a_sharded_registry_serves_every_device_as_one(
             for path, body in seen.items():
                 resp = c.get(path)
                 assert resp.status == 200 and resp.body == body, (meter, path)
+            assert event["mrid"] in _dr_events(c)[1]
             c.close()
+        # a shard killed and restarted by Ray takes shard 0's events: one published while it
+        # was down reaches its devices too
+        shard_1 = handles.shards[1]
+        os.kill(ray.get(shard_1.pid.remote(), timeout=30), signal.SIGKILL)
+        later = ray.get(
+            handles.registry.admin.remote(
+                "create_dr_event", start=now + 7200, duration_s=900, reduction_pct=10.0
+            ),
+            timeout=120,
+        )
+        c = Sep2Client(handles.port, certs_dir, meters[2], sep_schema)  # a device of shard 1
+        assert {event["mrid"], later["mrid"]} <= set(_dr_events(c)[1])
+        c.close()
     finally:
         stop_ieee2030_5(handles)
     with pytest.raises(ConfigError, match="written with 2 registry shard"):

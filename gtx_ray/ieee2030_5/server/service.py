@@ -34,7 +34,7 @@ from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config, build_registry, s
 from gtx_ray.ieee2030_5.server.dispatch import OPERATIONS, Op, execute
 from gtx_ray.ieee2030_5.server.errors import Unavailable
 from gtx_ray.ieee2030_5.server.managers import admin, admin_der, admin_events
-from gtx_ray.ieee2030_5.server.shards import ShardedBackend, run_admin
+from gtx_ray.ieee2030_5.server.shards import ShardedBackend, adopt_books, books_of, run_admin
 from gtx_ray.ieee2030_5.server.shards import registry_name as shard_name
 from gtx_ray.ieee2030_5.server.store import RegistryStore
 from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 REGISTRY_NAME = "ieee2030_5_registry"
 """Shard 0's actor (the only one with a single shard); shard k's is ``REGISTRY_NAME_k``."""
+COPY_WAIT_S = 5.0
+"""How long shard 0 waits for the others to take newly published events, seconds."""
 ADMIN_TIMEOUT_S = 60.0
 """How long shard 0 waits for another shard to run an admin action, seconds."""
 SUMMED_COUNTS = (
@@ -130,6 +132,11 @@ class RegistryActor:
         self.calls = 0
         self.started = time.time()
         self._peers: dict[int, Any] = {}  # shard 0 only: the other shards, found by name
+        self._books_at_ns = 0  # when shard 0 took the event books this shard holds
+        if shard != 0:
+            threading.Thread(
+                target=self._take_books_from_shard_0, name="take-books", daemon=True
+            ).start()
 
     def execute(self, ops: list[Op]) -> list[Any]:
         self.calls += 1
@@ -164,7 +171,9 @@ class RegistryActor:
         n = self.config.registry_shards
         if n == 1 or self.shard != 0:
             return self.admin_local(action, now, kwargs)
-        return run_admin(action, kwargs, n, lambda k, a, kw: self._admin_on(k, a, now, kw))
+        return run_admin(
+            action, kwargs, n, lambda k, a, kw: self._admin_on(k, a, now, kw), self._copy_books
+        )
 
     def admin_local(self, action: str, now: int, kwargs: dict[str, Any]) -> Any:
         """``admin`` on this shard's registry alone, at ``now`` (epoch s)."""
@@ -176,10 +185,62 @@ class RegistryActor:
     def _admin_on(self, shard: int, action: str, now: int, kwargs: dict[str, Any]) -> Any:
         if shard == self.shard:
             return self.admin_local(action, now, kwargs)
+        peer = self._peer(shard)
+        return ray.get(peer.admin_local.remote(action, now, kwargs), timeout=ADMIN_TIMEOUT_S)
+
+    def _peer(self, shard: int) -> Any:
         peer = self._peers.get(shard)
         if peer is None:
             peer = self._peers[shard] = ray.get_actor(shard_name(REGISTRY_NAME, shard))
-        return ray.get(peer.admin_local.remote(action, now, kwargs), timeout=ADMIN_TIMEOUT_S)
+        return peer
+
+    def _copy_books(self) -> None:
+        """Shard 0's event books to every other shard (after the operator published). Waits a
+        little for them to take it, never long: a shard that is restarting asks shard 0 for
+        its books, and shard 0 answers only once this returns."""
+        copy = self.books()
+        n = self.config.registry_shards
+        sent = [self._peer(k).adopt.remote(copy) for k in range(1, n)]
+        _, waiting = ray.wait(sent, num_returns=len(sent), timeout=COPY_WAIT_S)
+        if waiting:
+            log.warning(
+                "registry: %d shard(s) did not take the new events within %.0f s (restarting?); "
+                "they take them when they answer",
+                len(waiting),
+                COPY_WAIT_S,
+            )
+
+    def books(self) -> dict[str, Any]:
+        """This registry's event books (``shards.books_of``) and when they were taken
+        (``at_ns``, epoch ns), for the other shards."""
+        return {"at_ns": time.time_ns(), "books": books_of(self.registry)}
+
+    @ray.method(max_task_retries=-1)
+    def adopt(self, copy: dict[str, Any]) -> None:
+        """Take shard 0's event books (written through), unless this shard holds newer ones.
+        Idempotent: Ray re-sends it to a shard that restarts meanwhile."""
+        if copy["at_ns"] <= self._books_at_ns:
+            return
+        adopt_books(self.registry, copy["books"])
+        self._books_at_ns = copy["at_ns"]
+        self._persist()
+
+    def _take_books_from_shard_0(self) -> None:
+        """A shard other than 0 publishes what shard 0 does: after it starts (after a crash,
+        say) it asks shard 0 for its books, which may have changed meanwhile, from a thread
+        (shard 0 may be waiting for this shard) and takes them through ``adopt``. Until then,
+        and if shard 0 does not answer, it publishes its own copy from its file."""
+        try:
+            shard_0 = ray.get_actor(REGISTRY_NAME)
+            copy = ray.get(shard_0.books.remote(), timeout=REGISTRY_START_TIMEOUT_S)
+            me = ray.get_runtime_context().current_actor
+            ray.get(me.adopt.remote(copy), timeout=REGISTRY_START_TIMEOUT_S)
+        except Exception as exc:
+            log.warning(
+                "registry shard %d: shard 0's events not taken (%s); publishing its own copy",
+                self.shard,
+                _first_line(exc),
+            )
 
     def pid(self) -> int:
         return os.getpid()

@@ -4,10 +4,11 @@ its LFDI, so that several registry actors (cores) share the work of a large flee
 What a device reads and writes (its EndDevice, mirrors, readings, DER records and Responses) is
 its own (``managers``): the front sends each device's operations to its shard
 (``ShardedBackend``) and every shard answers them alone. What the operator publishes (demand
-response events, tariffs, notices, DER controls and defaults) every device must see: those admin
-actions run on every shard, in the same order and with the same ``now``, so the shards hold the
-same programs under the same ids and mRIDs (``admin_plan``). Admin reads of devices gather the
-shards' answers; counts of Responses are summed.
+response events, tariffs, notices, DER controls and defaults: the registry's event books) every
+device must see: shard 0 runs the action and then copies its books to every other shard, which
+also takes them from shard 0 when it starts (after a crash, say), so the shards never hold
+different programs, ids or mRIDs. Rates and mirror clearing for every device run on every
+shard. Admin reads of devices gather the shards' answers; counts of Responses are summed.
 
 Ids stay unique over the shards (``Registry(shard=...)``), so a device id names one device.
 """
@@ -17,9 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from gtx_ray.ieee2030_5.server.store import BOOK_STATE
+
 if TYPE_CHECKING:  # types only: config imports this module, and dispatch imports config's peers
     from gtx_ray.ieee2030_5.server.backend import Backend
     from gtx_ray.ieee2030_5.server.dispatch import Op
+    from gtx_ray.ieee2030_5.server.registry import Registry
 
 PUBLISH = frozenset(
     {
@@ -32,11 +36,16 @@ PUBLISH = frozenset(
         "create_der_control",
         "cancel_der_control",
         "set_default_der_control",
+    }
+)
+"""Admin actions that change the event books: run on shard 0, its books then copied to all."""
+BROADCAST = frozenset(
+    {
         "set_rates",  # without device_id: every device's rates (routed by id otherwise)
         "clear_mirrors",  # without lfdi: every device's mirrors (routed by LFDI otherwise)
     }
 )
-"""Admin actions that change what every shard publishes: run on all of them."""
+"""Admin actions on every device: run on every shard."""
 WITH_RESPONSES = frozenset(
     {"list_dr_events", "get_dr_event", "list_der_controls", "get_der_control", "list_messages"}
 )
@@ -83,9 +92,9 @@ def admin_plan(action: str, kwargs: dict[str, Any], shards: int) -> list[int] | 
         return [shard_of_id(kwargs["device_id"], shards)]
     if action in ("clear_mirrors", "preregister") and kwargs.get("lfdi"):
         return [shard_of(str(kwargs["lfdi"]).upper(), shards)]
-    if action in PUBLISH or action in WITH_RESPONSES or action in GATHER:
+    if action in BROADCAST or action in WITH_RESPONSES or action in GATHER:
         return None
-    return [0]  # the rest read what every shard holds alike (tariffs, defaults, the scenario)
+    return [0]  # publishing (then copied) and reads of what every shard holds alike
 
 
 def merge_admin(action: str, kwargs: dict[str, Any], answers: list[Any]) -> Any:
@@ -128,12 +137,34 @@ def run_admin(
     kwargs: dict[str, Any],
     shards: int,
     call: Callable[[int, str, dict[str, Any]], Any],
+    copy_books: Callable[[], None],
 ) -> Any:
     """Run an admin action where ``admin_plan`` says, through ``call(shard, action, kwargs)``,
-    and merge the answers. A published change runs on shard 0 first: if it refuses (a bad
-    field, an unknown id), no other shard is asked, so the shards never disagree."""
+    and merge the answers; after a publishing action, ``copy_books()`` (shard 0's books to the
+    others). A refused action (a bad field, an unknown id) raises on shard 0 first, so no other
+    shard is asked."""
     plan = admin_plan(action, kwargs, shards)
     targets = list(range(shards)) if plan is None else plan
     answers = [call(targets[0], action, kwargs)]
     answers += [call(k, action, kwargs) for k in targets[1:]]
+    if action in PUBLISH and shards > 1:
+        copy_books()
     return merge_admin(action, kwargs, answers)
+
+
+def books_of(registry: Registry) -> dict[str, dict[str, Any]]:
+    """The registry's event books (what it publishes), as the store keeps them."""
+    return {
+        name: {attr: getattr(getattr(registry, name), attr) for attr in attrs}
+        for name, attrs in BOOK_STATE.items()
+    }
+
+
+def adopt_books(registry: Registry, books: dict[str, dict[str, Any]]) -> None:
+    """Make ``books`` (``books_of`` another shard) this registry's event books; the devices'
+    own records (DER records, Responses) stay."""
+    for name, state in books.items():
+        book = getattr(registry, name)
+        for attr, value in state.items():
+            setattr(book, attr, value)
+        book.changed = True
