@@ -61,6 +61,14 @@ FIELD_DOCS: tuple[tuple[str, bool, str], ...] = (
         "PV output that IEEE 2030.5 DER controls curtailed in this interval (export, generation "
         "or max-power limit, disconnect), kW average; 0 when none, never negative",
     ),
+    (
+        "der_mode",
+        True,
+        "IEEE 2030.5 DER control modes holding the meter for most of the interval, a bitmask: "
+        "1 disconnected, 2 export limit, 4 import limit, 8 generation limit, 16 load limit, "
+        "32 fixed W, 64 max W; +128 when a DERControl (not the default) holds it; 0 none; "
+        "null for meters without PV or a battery",
+    ),
 )
 FIELD_COLUMNS = tuple(name for name, _, _ in FIELD_DOCS)
 

@@ -172,6 +172,45 @@ def operate(
     return pv, np.where(modes.on, c, 0.0), np.where(modes.on, d, 0.0)
 
 
+MODE_BITS = {
+    "disconnected": 1,
+    "export_limit": 2,
+    "import_limit": 4,
+    "generation_limit": 8,
+    "load_limit": 16,
+    "fixed_w": 32,
+    "max_lim_w": 64,
+    "event": 128,
+}
+"""Bits of a reading's ``der_mode``: the modes of the setting that holds a DER meter for most of
+an interval (``event``: a DERControl holds it, not the default control); 0: unconstrained."""
+
+
+def mode_bits(modes: DerModes) -> np.ndarray:
+    """(D,) int: the ``MODE_BITS`` of one setting (``event`` not included)."""
+    b = MODE_BITS
+    return (
+        np.where(~modes.on, b["disconnected"], 0)
+        | np.where(np.isfinite(modes.export_limit_kw), b["export_limit"], 0)
+        | np.where(np.isfinite(modes.import_limit_kw), b["import_limit"], 0)
+        | np.where(np.isfinite(modes.generation_limit_kw), b["generation_limit"], 0)
+        | np.where(np.isfinite(modes.load_limit_kw), b["load_limit"], 0)
+        | np.where(np.isfinite(modes.fixed_kw), b["fixed_w"], 0)
+        | np.where(np.isfinite(modes.pv_cap_kw), b["max_lim_w"], 0)
+    )
+
+
+def modes_in_force(settings: tuple[tuple[np.ndarray, DerModes], ...]) -> np.ndarray:
+    """(T, D) int: the ``MODE_BITS`` of the setting with the largest weight in each interval (the
+    default, first, on a tie), with ``event`` when that is an event. ``settings`` as
+    ``der_dispatch`` takes them."""
+    weights = np.stack([w for w, _ in settings])  # (S, T, D)
+    winner = np.argmax(weights, axis=0)  # (T, D)
+    bits = np.stack([mode_bits(m) for _, m in settings])  # (S, D)
+    chosen = np.take_along_axis(bits, winner, axis=0)  # (T, D): bits[winner[t, d], d]
+    return chosen | np.where(winner > 0, MODE_BITS["event"], 0)
+
+
 def der_dispatch(
     settings: tuple[tuple[np.ndarray, DerModes], ...],
     load_kw: np.ndarray,

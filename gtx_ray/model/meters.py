@@ -26,7 +26,7 @@ from gtx_ray.model.battery import Bank, dispatch
 from gtx_ray.model.calendar import calendar_days
 from gtx_ray.model.controls import ControlledMeters, device_category_of, rebound_kw, shed_kw
 from gtx_ray.model.der import DerMeters, control_weights
-from gtx_ray.model.der_dispatch import DerFlows, DerModes, der_dispatch
+from gtx_ray.model.der_dispatch import DerFlows, DerModes, der_dispatch, modes_in_force
 from gtx_ray.model.electrical import current_a, grid_frequency_hz, power_factor, voltage_v
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.load import meter_load_kw, type_constants
@@ -95,7 +95,8 @@ class MeterModel:
         )
         self._battery = np.flatnonzero(meters.battery_kwh > 0)
         # Meters with PV and/or a battery: the distributed energy resources DER controls steer.
-        self._der = np.flatnonzero((meters.pv_kwp > 0) | (meters.battery_kwh > 0))
+        self._is_der = (meters.pv_kwp > 0) | (meters.battery_kwh > 0)
+        self._der = np.flatnonzero(self._is_der)
         self._der_battery = np.flatnonzero(meters.battery_kwh[self._der] > 0)  # within _der
         self._der_meters = DerMeters(
             meter_id=np.asarray(meters.meter_id, dtype=object)[self._der],
@@ -214,13 +215,14 @@ class MeterModel:
         battery_kw = np.zeros((n_intervals, n_meters))  # + charging, − discharging
         level_pct = np.full((n_intervals, n_meters), np.nan)
         curtailed_kw = np.zeros((n_intervals, n_meters))
+        der_mode = np.zeros((n_intervals, n_meters))
         new_soc = state.soc_kwh.copy()
         b = self._battery
         override = None if override_kw is None else np.asarray(override_kw, np.float64)
         der_flows = bool(inputs.der_controls or inputs.der_defaults) and len(self._der)
         if der_flows:
             j = self._der
-            flows = self._der_flows(
+            flows, der_mode[:, j] = self._der_flows(
                 inputs, starts, load_kw[:, j], pv_kw[:, j], state, price, override
             )
             curtailed_kw[:, j] = np.maximum(pv_kw[:, j] - flows.pv_kw, 0.0)
@@ -281,6 +283,7 @@ class MeterModel:
             "export_register_kwh": export_register,
             "shed_kw": shed,
             "curtailed_kw": curtailed_kw,
+            "der_mode": der_mode,
             "price_thb_per_kwh": np.broadcast_to(price.import_thb_per_kwh[:, None], shape),
             "import_cost_thb": import_kwh * price.import_thb_per_kwh[:, None],
             "export_credit_thb": export_kwh * price.export_thb_per_kwh[:, None],
@@ -289,6 +292,7 @@ class MeterModel:
             "solar_generation": np.tile(~self._has_pv, n_intervals),
             "battery_power": np.tile(m.battery_kwh <= 0, n_intervals),
             "battery_level": np.tile(m.battery_kwh <= 0, n_intervals),
+            "der_mode": np.tile(~self._is_der, n_intervals),
         }
         batch = self._to_batch(starts, columns, null_where)
         new_state = MeterState(
@@ -308,10 +312,11 @@ class MeterModel:
         state: MeterState,
         price: Prices,
         override_kw: np.ndarray | None,
-    ) -> DerFlows:
+    ) -> tuple[DerFlows, np.ndarray]:
         """PV and battery operation of the group's DER meters (``self._der``) under the DER
         controls: load and uncontrolled PV (T, D), kW, in; PV output, battery flows and state of
-        charge out (see ``der_dispatch``)."""
+        charge out (see ``der_dispatch``), and the modes holding each meter in each interval
+        ((T, D) ``MODE_BITS``)."""
         meters, defaults = self._der_meters, inputs.der_defaults
         events, weights = control_weights(
             inputs.der_controls, defaults, self.seed, meters, starts, self.interval_s
@@ -327,7 +332,7 @@ class MeterModel:
                 for weight, event in zip(weights, events, strict=True)
             ),
         )
-        return der_dispatch(
+        flows = der_dispatch(
             settings,
             load_kw,
             pv_free_kw,
@@ -339,6 +344,7 @@ class MeterModel:
             self._policy,
             None if override_kw is None else override_kw[self._der],
         )
+        return flows, modes_in_force(settings)
 
     def _to_batch(
         self,

@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gtx_ray.fleet import MeterArrays
+from gtx_ray.model.der_dispatch import MODE_BITS
 from gtx_ray.model.load import BUILDING_TYPES
-from gtx_ray.serve.views import rfc3339
+from gtx_ray.serve.views import der_control_text, rfc3339
 
 MAX_BUILDINGS = 100
 MAX_METER_ROWS = 500
@@ -32,6 +33,7 @@ POWER_FIELDS = (
     "import_kw",
     "export_kw",
     "net_grid_kw",
+    "curtailed_kw",
 )
 
 
@@ -61,8 +63,14 @@ def _powers(latest: pa.Table) -> dict[str, np.ndarray]:
         "import_kw": imported,
         "export_kw": export,
         "net_grid_kw": imported - export,
+        "curtailed_kw": _floats(latest, "curtailed_kw", 0.0),
         "battery_level_pct": _floats(latest, "battery_level", np.nan),
     }
+
+
+def _bits(latest: pa.Table) -> np.ndarray:
+    """Each meter's ``der_mode`` bits (0 without PV or a battery)."""
+    return _floats(latest, "der_mode", 0.0).astype(np.int64)
 
 
 def _grouped(powers: dict[str, np.ndarray], groups: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -97,7 +105,9 @@ def _add_meter_rows(
     None when it has none picked. Only the picked rows' tags leave Arrow."""
     rows = np.concatenate([r for r in picked if r is not None] or [np.zeros(0, np.intp)])
     tags = latest.select(["meter_id", "floor", "meter_type"]).take(rows).to_pylist()
+    modes = latest.column("der_mode").take(pa.array(rows)).to_pylist()
     by_row = dict(zip(rows.tolist(), tags, strict=True))
+    der_of_row = dict(zip(rows.tolist(), modes, strict=True))
     for entry, mine in zip(buildings, picked, strict=True):
         if mine is None:
             entry["meter_rows"] = None
@@ -112,6 +122,7 @@ def _add_meter_rows(
                     **{name: float(powers[name][i]) for name in POWER_FIELDS},
                     "battery_kw": float(powers["battery_kw"][i]) if has_battery else None,
                     "battery_level_pct": level if has_battery else None,
+                    "der_control": der_control_text(der_of_row[i]),
                 }
             )
         entry["meter_rows"] = sorted(meter_rows, key=lambda m: m["meter_id"])
@@ -121,7 +132,9 @@ def campus_now(campus_name: str, types: dict[str, str], latest: pa.Table) -> dic
     """``GET /api/campus/now`` from the latest reading of every meter (at least one row);
     ``types`` maps building → building type (``building_types``). Besides the powers: the
     import price in force (THB/kWh), the demand load-control events cut (kW, meters) and the
-    PV output DER controls curtailed (kW)."""
+    PV output DER controls curtailed (kW; also per building, type and meter) and the meters a
+    DERControl holds (``meters_der_event``; each meter row says which modes hold it,
+    ``der_control``)."""
     powers = _powers(latest)
     encoded = pc.dictionary_encode(latest.column("building").combine_chunks())
     building_of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp)
@@ -167,9 +180,8 @@ def campus_now(campus_name: str, types: dict[str, str], latest: pa.Table) -> dic
         "price_thb_per_kwh": float(np.nanmax(price)),
         "shed_kw": float(shed.sum()),
         "meters_shedding": int(np.count_nonzero(shed > 0)),
-        "curtailed_kw": float(
-            np.nansum(latest.column("curtailed_kw").to_numpy(zero_copy_only=False))
-        ),
+        "curtailed_kw": float(powers["curtailed_kw"].sum()),
+        "meters_der_event": int(np.count_nonzero(_bits(latest) & MODE_BITS["event"])),
         "totals": {"buildings": len(names), **_entry(totals, 0)},
         "building_types": [
             {"building_type": t, "buildings": int(buildings_per_type[k]), **_entry(per_type, k)}

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from gtx_ray.fleet import METER_TYPES, MeterArrays
+from gtx_ray.model.der_dispatch import MODE_BITS
 from gtx_ray.model.load import BUILDING_TYPES
 from gtx_ray.readings import FIELD_COLUMNS
 
@@ -30,6 +31,7 @@ READING_KEYS = (
     "phase_type",
     *FIELD_COLUMNS,
     "shedding",
+    "der_control",
 )
 
 
@@ -72,8 +74,9 @@ def meter_list(meters: MeterArrays, latest_levels: dict[str, float | None]) -> l
 def reading_dicts(table: pa.Table, phases_by_meter: dict[str, int]) -> list[dict]:
     """Readings as the seed's JSON objects (timestamps RFC 3339, nulls as null)."""
     timestamps = table.column("timestamp").cast(pa.int64()).to_numpy()
+    missing = [None] * table.num_rows  # a field stored before it existed (older runs)
     columns = {
-        name: table.column(name).to_pylist()
+        name: table.column(name).to_pylist() if name in table.column_names else missing
         for name in ("meter_id", "building", "floor", "meter_type", *FIELD_COLUMNS)
     }
     out = []
@@ -90,8 +93,22 @@ def reading_dicts(table: pa.Table, phases_by_meter: dict[str, int]) -> list[dict
         for name in FIELD_COLUMNS:
             row[name] = _clean(columns[name][i])
         row["shedding"] = bool(row["shed_kw"]) and row["shed_kw"] > 0  # a load-control event
+        row["der_control"] = der_control_text(row["der_mode"])
         out.append(row)
     return out
+
+
+def der_control_text(der_mode: float | None) -> str | None:
+    """A reading's ``der_mode`` bits in words: "none" (unconstrained), "default: max_lim_w",
+    "event: export_limit+fixed_w", …; None for a meter without PV or a battery."""
+    if der_mode is None or der_mode != der_mode:  # null or NaN
+        return None
+    bits = int(der_mode)
+    if not bits:
+        return "none"
+    names = [n for n, b in MODE_BITS.items() if n != "event" and bits & b]
+    source = "event" if bits & MODE_BITS["event"] else "default"
+    return f"{source}: {'+'.join(names) or 'no mode'}"
 
 
 def readings_csv(readings: list[dict]) -> str:

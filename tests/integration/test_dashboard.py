@@ -113,7 +113,8 @@ PAGE_STATE = """(() => {
       building: tbody.dataset.building,
       cells: cells(tbody.rows[0]),
       meters: [...tbody.querySelectorAll("tr.meter-row")]
-        .map((tr) => ({meter_id: tr.dataset.meter, cells: cells(tr)})),
+        .map((tr) => ({meter_id: tr.dataset.meter, cells: cells(tr),
+                       der: tr.querySelector("td.der").dataset.der})),
     })),
     types: document.querySelectorAll("#types tbody tr").length,
     ieee: {server: byId("ieee-server").textContent, devices: num(byId("ieee-devices"))},
@@ -312,6 +313,8 @@ def _matches_the_api(base: str, summary: dict, readings: list[dict], shown: dict
             _same(meter["cells"]["generation_kw"], reading["energy_generated"])
             _same(meter["cells"]["export_kw"], reading["grid_feed_in"])
             _same(meter["cells"]["battery_level_pct"], reading["battery_level"])
+            _same(meter["cells"]["curtailed_kw"], reading["curtailed_kw"])
+            assert meter["der"] == (reading["der_control"] or "")  # "none": a DER, no control
             imported = meter["cells"]["import_kw"]["value"]
             assert imported * HOURS == pytest.approx(reading["energy_import_kwh"], abs=1e-9)
 

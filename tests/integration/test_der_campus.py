@@ -35,6 +35,7 @@ from gtx_ray.ieee2030_5.events import TimeOfUseRates
 from gtx_ray.ieee2030_5.pki import init_certs, load_devices_index
 from gtx_ray.ieee2030_5.server.config import Ieee2030_5Config
 from gtx_ray.ieee2030_5.server.service import start_ieee2030_5, stop_ieee2030_5
+from gtx_ray.model.der_dispatch import MODE_BITS
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.runtime import plan_layout, start_simulation
@@ -285,11 +286,16 @@ def test_der_controls_reach_the_stored_readings(der_day):
     assert np.all(curtailed[free][:, p] == 0) and np.all(curtailed[:, 2] == 0)
     resumed = (hour >= 13.0) & (hour < 14.0)
     assert np.all(export[resumed, 1] > 0), "export did not resume after the limit"
+    # each reading says what held its DER: the event's export limit, else nothing
+    mode = grid("der_mode")
+    assert np.all(mode[capped][:, p] == MODE_BITS["export_limit"] | MODE_BITS["event"])
+    assert np.all(mode[free][:, p] == 0) and np.all(np.isnan(mode[:, 2]))
 
     battery = grid("battery_power")[:, 0]  # + charging, − discharging
     rating = float(meters.battery_kw[0])
     evening = (hour >= 18.0) & (hour < 19.0)
     np.testing.assert_allclose(battery[evening], -FIXED_PCT / 100.0 * rating, rtol=1e-9)
+    assert np.all(grid("der_mode")[evening, 0] == MODE_BITS["fixed_w"] | MODE_BITS["event"])
     base_battery = base("battery_power")[:, 0]
     assert np.all(base_battery[evening] < battery[evening] - 1.0), "the policy discharges more"
     before = hour < 18.0

@@ -388,6 +388,25 @@ def test_each_meter_follows_the_first_default_that_targets_it(campus, campus_met
     assert np.all(pv[TEN, in_rest & has_pv] > 0.0)
 
 
+def test_each_reading_says_which_modes_hold_its_der(campus, campus_meters):
+    """``der_mode``: the modes of the event in force (+128), the default's outside it, 0
+    uncontrolled, null for meters without PV or a battery."""
+    from gtx_ray.model.der_dispatch import MODE_BITS
+
+    model = _model(campus, campus_meters)
+    is_der = (campus_meters.pv_kwp > 0) | (campus_meters.battery_kwh > 0)
+    mode = _col(_run(model, _event(export_limit_kw=0.0)), "der_mode")
+    assert np.all(np.isnan(mode[:, ~is_der]))
+    event = MODE_BITS["export_limit"] | MODE_BITS["event"]
+    assert np.all(mode[TEN:TWO_PM][:, is_der] == event)
+    assert np.all(mode[:TEN][:, is_der] == 0) and np.all(mode[TWO_PM:][:, is_der] == 0)
+    off = _event(connect=False, duration_s=3600)
+    mode = _col(_run(model, off, default=DerDefault(max_limit_pct=50.0)), "der_mode")
+    assert np.all(mode[TEN : TEN + 4][:, is_der] == MODE_BITS["disconnected"] | 64 | 128)
+    assert np.all(mode[TEN + 4 :][:, is_der] == MODE_BITS["max_lim_w"])
+    assert np.all(_col(_run(model), "der_mode")[:, is_der] == 0)
+
+
 def test_an_import_limit_makes_the_battery_discharge(campus, campus_meters):
     model = _model(campus, campus_meters)
     _, _, hybrid = _kinds(campus_meters)

@@ -94,6 +94,7 @@
     ["battery_level_pct", 1],
     ["import_kw", 1],
     ["export_kw", 1],
+    ["curtailed_kw", 1],
   ];
 
   function numberCells(row) {
@@ -159,7 +160,9 @@
     const buildings = node.insertCell();
     const meters = node.insertCell();
     buildings.className = meters.className = "num";
-    return { node, buildings, meters, cells: numberCells(node) };
+    const cells = numberCells(node);
+    node.insertCell(); // DER control: per meter only
+    return { node, buildings, meters, cells };
   }
 
   function updateTypeRow(entry, t) {
@@ -183,7 +186,9 @@
     type.textContent = b.building_type;
     const meters = head.insertCell();
     meters.className = "num";
-    return { node, head, meters, cells: numberCells(head), meterRows: new Map() };
+    const cells = numberCells(head);
+    head.insertCell(); // DER control: per meter only
+    return { node, head, meters, cells, meterRows: new Map() };
   }
 
   function createMeterRow(m) {
@@ -197,7 +202,19 @@
     const type = node.insertCell();
     type.textContent = `${m.meter_type.replace("_", " ")}, floor ${m.floor}`;
     node.insertCell();
-    return { node, cells: numberCells(node) };
+    const cells = numberCells(node);
+    const der = node.insertCell();
+    der.className = "der";
+    return { node, cells, der };
+  }
+
+  // The DER control modes holding a meter ("event: export_limit", "none"; empty without a DER).
+  function updateMeterRow(row, m) {
+    fillNumbers(row.cells, m);
+    const text = m.der_control ?? "";
+    setText(row.der, text);
+    row.der.dataset.der = text;
+    row.der.classList.toggle("controlled", text.startsWith("event"));
   }
 
   function updateBuilding(entry, b) {
@@ -210,7 +227,7 @@
       (m) => m.meter_id,
       entry.meterRows,
       createMeterRow,
-      (row, m) => fillNumbers(row.cells, m),
+      updateMeterRow,
     );
   }
 
