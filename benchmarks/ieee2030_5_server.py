@@ -13,7 +13,8 @@ registry (in memory: the ceiling); ``ray`` = the real deployment (front actor + 
 actor, batched calls) with the registry in memory; ``durable`` / ``durable-full`` = the same
 with the registry's SQLite store (``store``; WAL, synchronous NORMAL / FULL), every batch
 committed before its answers leave; ``serve-durable`` = ``durable`` with the front as a Ray Serve
-deployment of 2 replicas sharing the port (``serve_front``). Clients
+deployment of 2 replicas sharing the port (``serve_front``); ``-shards2`` = the same with the
+registry sharded by LFDI over 2 actors (``shards``). Clients
 run in this process on one event loop, so on a 2-core machine client and server share the
 cores: the figures are a lower bound for the server. Loopback only; every cell stops after
 ``--seconds`` or ``--max-requests``, whichever comes first.
@@ -54,7 +55,15 @@ from gtx_ray.ieee2030_5.tls import client_context  # noqa: E402
 HOST = "127.0.0.1"  # loopback only
 CONCURRENCY = (1, 16, 64)
 READINGS_PER_POST = 4
-BACKENDS = ("local", "ray", "durable", "durable-full", "serve-durable")
+BACKENDS = (
+    "local",
+    "ray",
+    "durable",
+    "durable-full",
+    "serve-durable",
+    "durable-shards2",
+    "serve-durable-shards2",
+)
 RESULTS = REPO / "benchmarks" / "results" / "ieee2030_5_server.json"
 
 
@@ -233,7 +242,7 @@ def run_ray(
     with_handshakes: bool,
     backends: list[str],
 ) -> dict:
-    """Each of ``backends`` (ray, durable, durable-full) on one local Ray runtime, in turn."""
+    """Each of ``backends`` (all but local) on one local Ray runtime, in turn."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
@@ -260,6 +269,7 @@ def run_ray(
                     port=_free_port() if on_serve else 0,
                     state_path=Path(state_dir) / "state.sqlite" if durable else None,
                     state_synchronous="FULL" if backend == "durable-full" else "NORMAL",
+                    registry_shards=2 if backend.endswith("-shards2") else 1,
                 )
                 if on_serve:
                     handles = start_ieee2030_5_serve(config, replicas=2)
