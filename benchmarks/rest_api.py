@@ -6,7 +6,10 @@ paths are answered from pre-rendered bytes, and ``/api/readings?offset=0`` shows
 through FastAPI's routing and validation (the path every other endpoint takes).
 
     apt-get install wrk   # once
-    .venv/bin/python -m benchmarks.rest_api [--seconds 10]
+    .venv/bin/python -m benchmarks.rest_api [--seconds 10] [--out benchmarks/results]
+
+Prints a table and writes ``rest_api.md`` (the table) and ``rest_api.png`` (requests/s per path and
+client count, Serve next to aiohttp) in ``--out``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import socket
@@ -25,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.common import machine, table
+from benchmarks.common import RESULTS_DIR, machine, table, write_summary
 
 PATHS = ("/api/readings", "/api/campus/summary", "/api/readings?offset=0")
 CONNECTIONS = (1, 32, 128)
@@ -84,13 +88,54 @@ def plain_server(bodies: dict[str, bytes], port: int) -> None:
     threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
 
 
+def plot(rates: list[tuple[str, int, float, float]], path: Path) -> None:
+    """Grouped bars: requests/s per (path, clients), Serve and aiohttp side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = [
+        f"{p.removeprefix('/api/')}\n{c} client{'s' if c > 1 else ''}" for p, c, _, _ in rates
+    ]
+    x = np.arange(len(rates))
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    ax.bar(x - 0.2, [r[2] for r in rates], 0.4, label="Ray Serve (gtx_ray REST API)")
+    ax.bar(x + 0.2, [r[3] for r in rates], 0.4, label="plain aiohttp, same bytes", color="#bbb")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("requests per second")
+    ax.set_title(f"REST API on loopback, wrk — {os.cpu_count()} cores")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+INTRO = """\
+The REST API (`gtx_ray.serve.api`, one Ray Serve replica serving HTTP itself) of a running campus
+(25 meters, 15-minute interval, speed 900, Parquet, no InfluxDB) measured with `wrk --latency` on
+loopback, {seconds:g} s per cell, at 1, 32 and 128 connections (wrk with up to 2 threads, on the
+same 2 cores as the server and the campus). Beside each cell, a minimal aiohttp server in the
+benchmark process returns the same JSON bytes: the ceiling of a Python HTTP server on this machine.
+`/api/readings` and `/api/campus/summary` are answered from pre-rendered bytes;
+`/api/readings?offset=0` is the same answer through FastAPI's routing and validation, the path every
+other endpoint takes. req/s = requests per second; p50/p99 ms = median and 99th-percentile latency
+in milliseconds; Serve/aiohttp = the ratio of the two req/s (1.00 = as fast as the ceiling). Load
+average {load:.1f} at the start: other work on the machine lowers every figure.
+
+![requests per second, Serve and aiohttp](rest_api.png)"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk run per cell, s")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for .md and .png")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/rest_api.py needs wrk: apt-get install wrk")
+    load_before = os.getloadavg()[0]
     import ray
 
     from gtx_ray.runtime import connect_ray, start_simulation
@@ -126,7 +171,7 @@ def main() -> None:
     }
     plain_server(bodies, plain_port)
     time.sleep(0.5)
-    rows = []
+    rows, rates = [], []
     try:
         for path in PATHS:
             for connections in CONNECTIONS:
@@ -136,6 +181,7 @@ def main() -> None:
                 plain_rps, _, plain_p99 = wrk(
                     f"http://127.0.0.1:{plain_port}{path}", connections, args.seconds
                 )
+                rates.append((path, connections, serve_rps, plain_rps))
                 rows.append(
                     [
                         path,
@@ -168,7 +214,18 @@ def main() -> None:
         "Serve/aiohttp",
     ]
     print(f"machine: {machine()}; wrk, {args.seconds:.0f} s per cell, campus (25 meters)")
-    print(table(headers, rows))
+    printed = table(headers, rows)
+    print(printed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(rates, args.out / "rest_api.png")
+    write_summary(
+        "rest_api",
+        "REST API throughput: Ray Serve next to plain aiohttp",
+        f"python -m benchmarks.rest_api --seconds {args.seconds:g}",
+        INTRO.format(seconds=args.seconds, load=load_before),
+        printed,
+        directory=args.out,
+    )
     if args.json:
         figures = {"machine": machine(), "seconds_per_cell": args.seconds}
         figures["rows"] = [dict(zip(headers, row, strict=True)) for row in rows]
