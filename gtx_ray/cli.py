@@ -315,6 +315,10 @@ class Services:
         self.simulation = None
         self.ieee2030_5 = None
         self.api: str | None = None  # the REST API's Serve application
+        # True when this process started Ray and shuts it down after the run: the REST API then
+        # goes with Ray (deleting its Serve application first took ~1 s and frees nothing that
+        # Ray's shutdown does not).
+        self.api_ends_with_ray = False
         self._final: dict | None = None
         self._held = None  # a finished simulation whose actors the REST API still reads
 
@@ -342,7 +346,9 @@ class Services:
             stop_ieee2030_5(self.ieee2030_5)
             self.ieee2030_5 = None
             log.debug("stopped the 2030.5 server at %.1f s", time.monotonic() - began)
-        if self.api is not None:
+        if self.api is not None and self.api_ends_with_ray:
+            self.api = None  # still answering until Ray shuts down
+        elif self.api is not None:
             from gtx_ray.serve.api import stop_rest_api
 
             stop_rest_api(self.api)
@@ -699,6 +705,7 @@ def run(settings: Settings) -> int:
     services = Services()
     try:
         started_ray = connect_ray(settings)
+        services.api_ends_with_ray = started_ray
         for sig in previous:  # ray.init installs its own handlers; ours flush first
             signal.signal(sig, on_signal)
         clients = None

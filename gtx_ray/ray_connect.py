@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,8 +113,11 @@ def _start_local(common: dict[str, Any]) -> None:
     auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
     level = auth_log.level
     auth_log.setLevel(logging.ERROR)
+    began = time.monotonic()
     try:
-        ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **common)
+        context = ray.init(
+            address="local", include_dashboard=True, dashboard_host="127.0.0.1", **common
+        )
     except Exception as exc:  # Ray raises bare Exception, OSError, RuntimeError, ...
         with contextlib.suppress(Exception):
             ray.shutdown()
@@ -125,6 +129,12 @@ def _start_local(common: dict[str, Any]) -> None:
         ) from None
     finally:
         auth_log.setLevel(level)
+    dashboard = getattr(context, "dashboard_url", None)
+    log.info(
+        "Ray started locally in %.1f s%s",
+        time.monotonic() - began,
+        f"; its dashboard: http://{dashboard}" if dashboard else "",
+    )
 
 
 def _join(address: str, common: dict[str, Any]) -> None:
