@@ -10,6 +10,9 @@ same points on the same throwaway influxd in one run.
 
     .venv/bin/python -m benchmarks.influx_ingest                      # ~2–3 minutes, 1 M points
     .venv/bin/python -m benchmarks.influx_ingest --meters 1000 --days 730 --skip-ceiling  # 70 M
+
+Prints the tables and writes ``influx_ingest.md`` (and ``influx_ingest.png``, points/s of every
+ceiling cell and of the end-to-end runs, when the ceiling is measured) in ``--out``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from benchmarks.common import machine, table
+from benchmarks.common import RESULTS_DIR, machine, table, write_summary
 from gtx_ray.fleet import generate_fleet, load_campus
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.readings import FIELD_COLUMNS
@@ -231,6 +234,65 @@ def e2e_run(url: str, args, points: int, size: int, level: int, tag: str, spool:
     return points / seconds, rss.peaks
 
 
+def command_options(args: argparse.Namespace) -> str:
+    """The options of this run that differ from the defaults, as typed on the command line."""
+    defaults = {"meters": 500, "days": 21, "window": 96, "seed": 1}
+    text = "".join(
+        f" --{k} {getattr(args, k)}" for k, v in defaults.items() if getattr(args, k) != v
+    )
+    if args.batch_sizes != "5000,10000":
+        text += f" --batch-sizes {args.batch_sizes}"
+    if args.concurrency != "1,2,4":
+        text += f" --concurrency {args.concurrency}"
+    if args.pairs != 2:
+        text += f" --pairs {args.pairs}"
+    if args.skip_ceiling:
+        text += " --skip-ceiling"
+    if args.batch:
+        text += f" --batch {args.batch}"
+    if args.in_flight:
+        text += f" --in-flight {args.in_flight}"
+    return text
+
+
+def plot(sweep: list[tuple[int, int, float]], e2e: list[float], size, level, path: Path) -> None:
+    """Bars: points/s of each ceiling cell, then each end-to-end run at the chosen setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{b:,} lines\n{c} in flight" for b, c, _ in sweep]
+    labels += [f"end to end {i + 1}\n{size:,} / {level}" for i in range(len(e2e))]
+    values = [r / 1e3 for _, _, r in sweep] + [e / 1e3 for e in e2e]
+    colours = ["#bbb"] * len(sweep) + ["#3b7dd8"] * len(e2e)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(labels, values, color=colours)
+    ax.set_ylabel("points written per second (thousands)")
+    ax.set_title(
+        f"InfluxDB 1.x ingest: raw ceiling (grey) and gtx_ray end to end — {os.cpu_count()} cores"
+    )
+    ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+INTRO = """\
+How fast readings reach InfluxDB 1.x ({server}, loopback), and how much of that gtx_ray's own path
+keeps. Every run writes the same {points:,} points ({meters} generated meters × {days} days ×
+96 15-minute intervals, {fields} float fields and 4 tags each) into a fresh database, counts them
+(every point must be there) and drops it. (a) The ceiling: the points turned into line protocol
+beforehand and posted by a minimal client (http.client, one keep-alive connection per request in
+flight) at each batch size × concurrency. (b) End to end: the same fleet stepped by `MeterModel`
+({window} intervals per call, in a producer thread as in a meter actor), converted to line protocol
+and written by `InfluxSink.write` at the best ceiling setting, alternating with the ceiling so both
+see the same machine. points/s = points stored per wall second; the ratio is end to end / ceiling
+(100 % = gtx_ray adds nothing). Peak RSS is resident memory in MiB (the benchmark's anonymous
+memory, without the mapped line-protocol file). InfluxDB, the client and the simulation share the
+same cores; load average {load:.1f} at the start."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--meters", type=int, default=500, help="generated meters (default 500)")
@@ -247,6 +309,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, help="in flight to compare (default: best)")
     parser.add_argument("--url", help="use this InfluxDB 1.x instead of a throwaway influxd")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for .md and .png")
     args = parser.parse_args()
     if min(args.meters, args.days, args.window, args.pairs) < 1:
         parser.error("--meters, --days, --window and --pairs must be at least 1")
@@ -271,16 +334,20 @@ def main() -> None:
             pids["influxd"] = server.pid
         try:
             print(f"machine: {machine()}")
-            print(f"load average before: {os.getloadavg()[0]:.2f} (other work skews the figures)")
+            load_before = os.getloadavg()[0]
+            print(f"load average before: {load_before:.2f} (other work skews the figures)")
             print(
                 f"points per run: {points:,} ({args.meters} meters × {args.days} days × "
                 f"{86_400 // INTERVAL_S} intervals, {len(FIELD_COLUMNS)} float fields, 4 tags)"
             )
             sim_rate, conv_rate = offline_rates(args)
-            print(
+            offline = (
                 f"offline, one thread: simulate {sim_rate:,.0f} readings/s, "
                 f"line protocol {conv_rate:,.0f} readings/s"
             )
+            print(offline)
+            blocks = [offline]
+            sweep_rates: list[tuple[int, int, float]] = []
             results: dict[str, object] = {"points": points, "machine": machine()}
             best = (0.0, args.batch or sizes[0], args.in_flight or levels[0])
             body = ends = None
@@ -293,19 +360,23 @@ def main() -> None:
                     for level in levels:
                         rate = raw_run(url, body, ends, points, size, level, "sweep")
                         rows.append([size, level, f"{rate:,.0f}"])
+                        sweep_rates.append((size, level, rate))
                         best = max(best, (rate, size, level))
-                print("\n(a) raw ceiling sweep: prebuilt line protocol, minimal client")
-                print(table(["lines/request", "in flight", "points/s"], rows))
+                sweep = "(a) raw ceiling sweep: prebuilt line protocol, minimal client\n\n"
+                sweep += table(["lines/request", "requests in flight", "points/s"], rows)
+                print("\n" + sweep)
+                blocks.append(sweep)
                 results["sweep"] = [
                     {"batch": r[0], "in_flight": r[1], "points_per_s": float(r[2].replace(",", ""))}
                     for r in rows
                 ]
             size = args.batch or best[1]
             level = args.in_flight or best[2]
-            print(
-                f"\n(b) at {size} lines/request, {level} in flight, alternating: raw ceiling, then "
-                "gtx_ray end to end (simulate + convert + InfluxSink.write)"
+            compare = (
+                f"(b) at {size} lines/request, {level} in flight, alternating: raw ceiling, then "
+                "gtx_ray end to end (simulate + convert + InfluxSink.write)\n\n"
             )
+            print("\n" + compare, end="")
             pairs, peaks = [], {}
             for i in range(args.pairs):
                 raw = (
@@ -325,26 +396,57 @@ def main() -> None:
                 ]
                 for i, (raw, e2e) in enumerate(pairs)
             ]
-            print(table(["pair", "ceiling points/s", "end to end points/s", "ratio"], table_rows))
+            pair_table = table(
+                ["pair", "ceiling points/s", "end to end points/s", "end to end / ceiling"],
+                table_rows,
+            )
+            print(pair_table)
             e2e_best = max(e for _, e in pairs)
+            compare += pair_table
             if body is not None:
                 raw_best = max(best[0], *(r for r, _ in pairs))
                 ratio = float(np.median([e / r for r, e in pairs]))
-                print(
+                headline = (
                     f"best ceiling {raw_best:,.0f} points/s; best end to end {e2e_best:,.0f} "
                     f"points/s = {e2e_best / raw_best:.1%} of it; median pair ratio {ratio:.1%}"
                 )
+                print(headline)
+                compare += "\n\n" + headline
                 results.update(
                     ceiling_points_per_s=raw_best,
                     best_ratio=e2e_best / raw_best,
                     median_pair_ratio=ratio,
                 )
                 body.close()
-            print(
-                "peak RSS during end to end: "
-                + ", ".join(f"{k} {v:,.0f} MiB" for k, v in peaks.items())
+            memory = "peak RSS during end to end: " + ", ".join(
+                f"{k} {v:,.0f} MiB" for k, v in peaks.items()
             )
+            print(memory)
             print(f"load average after: {os.getloadavg()[0]:.2f}")
+            blocks += [compare, memory]
+            args.out.mkdir(parents=True, exist_ok=True)
+            picture = ""
+            if sweep_rates:
+                e2e_rates = [e for _, e in pairs]
+                plot(sweep_rates, e2e_rates, size, level, args.out / "influx_ingest.png")
+                picture = "\n\n![points/s, raw ceiling and end to end](influx_ingest.png)"
+            write_summary(
+                "influx_ingest",
+                "InfluxDB 1.x ingest: raw ceiling against gtx_ray end to end",
+                "python -m benchmarks.influx_ingest" + command_options(args),
+                INTRO.format(
+                    points=points,
+                    meters=args.meters,
+                    days=args.days,
+                    fields=len(FIELD_COLUMNS),
+                    window=args.window,
+                    server="a throwaway Debian `influxd`" if server else "the InfluxDB at --url",
+                    load=load_before,
+                )
+                + picture,
+                *blocks,
+                directory=args.out,
+            )
             results.update(
                 end_to_end_points_per_s=e2e_best,
                 pairs=[{"ceiling": r, "end_to_end": e} for r, e in pairs],
