@@ -339,9 +339,11 @@ def test_full_stack_run_serves_rest_and_ieee2030_5(tmp_path):
     output = "\n".join(collector.lines)
     assert "Traceback" not in output
     assert "certificates: " in output and "created" in output
-    # Everything on, SIGTERM: out within 10 s, with every reading in flight stored (InfluxDB is
-    # not running here, so they wait in the spool for it).
-    assert stop_s <= 10.0, f"SIGTERM took {stop_s:.1f} s"
+    # Everything on, SIGTERM: out by itself (every shutdown step has a deadline), with every
+    # reading in flight stored (InfluxDB is not running here, so they wait in the spool for it).
+    # How fast is measured in benchmarks/startup.py; here only that it is bounded, also on a
+    # machine loaded by other work (15 s seen at a load average of 35 on 2 cores).
+    assert stop_s <= 60.0, f"SIGTERM took {stop_s:.1f} s"
     done = re.search(r"done: ([\d,]+) readings", output)
     assert done, output
     spooled = sum(
