@@ -3,9 +3,12 @@ actor packing (Parquet output, the default sink when no database runs).
 
     .venv/bin/python -m benchmarks.ray_throughput [--rows 4000000] [--plot FILE.png]
 
-Start-up: a fresh `python -m gtx_ray` (which starts its own local Ray) on the campus, real time with
-a 1 s interval, timed from the command to the first stored reading. Throughput: rows stored per
+Start-up: a fresh `python -m gtx_ray --address local` (its own local Ray) on the campus, real time
+with a 1 s interval, timed from the command to the first stored reading. Throughput: rows stored per
 wall second while the clock runs (actor start-up excluded), speed max, 15-minute intervals.
+
+Prints the tables and writes the plot, its figures (``.json`` beside it) and ``ray_throughput.md``
+(the tables, linking the plot) in the plot's directory.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.common import machine, table
+from benchmarks.common import machine, table, write_summary
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = [  # (meters, meters per actor; None = campus, one per actor)
@@ -56,6 +59,8 @@ def startup_seconds(timeout_s: float = 300.0) -> tuple[float, float]:
                 "--disable-ieee2030-5",
                 "--namespace",
                 "gtx_bench_startup",
+                "--address",
+                "local",
             ],
             cwd=REPO,
             stderr=subprocess.PIPE,
@@ -92,6 +97,7 @@ def throughput(rows_target: int) -> list[dict]:
         interval_s=900,
         speed=None,
         namespace="gtx_bench",
+        address="local",  # its own Ray, never another run's cluster on this host
         influxdb_enabled=False,
         ieee2030_5_enabled=False,
     )
@@ -158,9 +164,11 @@ def main() -> None:
     parser.add_argument("--skip-startup", action="store_true")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    load_before = os.getloadavg()[0]
+    blocks = []
     if not args.skip_startup:
         started, first = startup_seconds()
-        print(
+        blocks.append(
             table(
                 ["campus start-up", "seconds"],
                 [
@@ -169,8 +177,9 @@ def main() -> None:
                 ],
             )
         )
+        print(blocks[-1])
     results = throughput(args.rows)
-    print(
+    blocks.append(
         table(
             ["meters", "actors", "readings", "seconds", "readings/s"],
             [
@@ -185,9 +194,37 @@ def main() -> None:
             ],
         )
     )
+    print(blocks[-1])
     plot(results, args.plot)
     (args.plot.with_suffix(".json")).write_text(json.dumps(results, indent=1))
     print(f"plot: {args.plot}")
+    command = "python -m benchmarks.ray_throughput"
+    if args.rows != 4_000_000:
+        command += f" --rows {args.rows}"
+    if args.skip_startup:
+        command += " --skip-startup"
+    write_summary(
+        args.plot.stem,
+        "Simulator on Ray: campus start-up and fleet throughput",
+        command,
+        INTRO.format(rows=args.rows, load=load_before, png=args.plot.name),
+        *blocks,
+        directory=args.plot.parent,
+    )
+
+
+INTRO = """\
+Start-up: a fresh `python -m gtx_ray` on the campus (25 meters, one actor each; real time, 1 s
+interval, Parquet, no InfluxDB, no 2030.5 server; its own local Ray), timed in seconds from the
+command to its log line that the 25 meter actors are requested and to the first reading stored.
+Throughput: one local Ray in the benchmark process; for each fleet size and packing (meters per
+actor) a bounded run at maximum speed, 15-minute intervals, about {rows:,} readings (at least 96
+intervals) written to Parquet; readings/s = readings stored per wall second while the clock runs
+(actor start-up and shutdown excluded). Simulation, Parquet writing and Ray share the same cores,
+so more actors than cores adds scheduling without adding compute. Load average {load:.1f} at the
+start (the machine is shared: other work lowers the figures).
+
+![readings stored per second by fleet size and actors]({png})"""
 
 
 if __name__ == "__main__":
