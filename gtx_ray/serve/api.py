@@ -12,7 +12,7 @@ disabled, so the API does not care whether or where another Serve application ru
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import ray
 from ray import serve
@@ -133,12 +133,13 @@ def start_rest_api(
         layout.campus.site.utc_offset_s,
         cors_origins=settings.api_cors_origins,
     )
-    try:
-        serve.run(deployment, name=app_name, route_prefix=None, blocking=False)
-    except Exception as exc:  # the replica's constructor failed (e.g. the port was taken)
-        reason = _deployment_error(app_name) or str(exc)
-        stop_rest_api(app_name)
-        raise ConfigError(f"REST API did not start on {host}:{port}: {reason}") from None
+    try:  # not serve.run: it polls for RUNNING once a second; the port says it sooner
+        serve.run_many(
+            [serve.RunTarget(deployment, name=app_name, route_prefix=None)],
+            wait_for_applications_running=False,
+        )
+    except Exception as exc:
+        _failed(app_name, host, port, str(exc))
     _wait_listening(app_name, host, port)
     log.info("REST API on http://%s:%d (docs at /docs)", host, port)
     return app_name
@@ -155,21 +156,57 @@ def _deployment_error(app_name: str) -> str | None:
     return lines[-1] if lines else None
 
 
-def _wait_listening(app_name: str, host: str, port: int, timeout_s: float = 30.0) -> None:
-    import urllib.error
+def _failed(app_name: str, host: str, port: int, why: str) -> NoReturn:
+    """Remove the application and raise ConfigError saying why it did not start (the replica
+    constructor's exception when Serve has it, e.g. the port was taken)."""
+    reason = _deployment_error(app_name) or why
+    stop_rest_api(app_name)
+    raise ConfigError(f"REST API did not start on {host}:{port}: {reason}") from None
+
+
+def _app_status(app_name: str) -> str | None:
+    """Serve's status of the application (``DEPLOYING``, ``RUNNING``, ``DEPLOY_FAILED`` ...)."""
+    try:
+        app = serve.status().applications.get(app_name)
+    except Exception:  # the controller is busy or restarting: ask again
+        return None
+    return None if app is None else str(app.status.value)
+
+
+def _answers(host: str, port: int) -> bool:
     import urllib.request
 
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/openapi.json", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_listening(
+    app_name: str, host: str, port: int, timeout_s: float = 30.0, poll_s: float = 0.05
+) -> None:
+    """Return once the API answers on host:port (polled every ``poll_s`` seconds; Serve's status
+    every 0.5 s). No limit while Serve deploys the replica (a busy machine may take long);
+    ``timeout_s`` seconds once Serve reports it running. ConfigError when the deployment fails
+    or the port stays silent."""
     probe = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{probe}:{port}/openapi.json", timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                stop_rest_api(app_name)
-                raise ConfigError(f"the REST API is not answering on {host}:{port}") from None
-            time.sleep(0.2)
+    deadline: float | None = None
+    next_status = time.monotonic()
+    while not _answers(probe, port):
+        if time.monotonic() < next_status:
+            time.sleep(poll_s)
+            continue
+        next_status = time.monotonic() + 0.5
+        status = _app_status(app_name)
+        if status == "DEPLOY_FAILED":
+            _failed(app_name, host, port, "the deployment failed")
+        if status == "RUNNING" and deadline is None:
+            deadline = time.monotonic() + timeout_s
+        if deadline is not None and time.monotonic() > deadline:
+            stop_rest_api(app_name)
+            raise ConfigError(f"the REST API is not answering on {host}:{port}")
+        time.sleep(poll_s)
 
 
 def stop_rest_api(app_name: str) -> None:
