@@ -30,9 +30,11 @@ A wrong file fails with ``ConfigError`` naming the file and the field (exit code
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import (
     BaseModel,
@@ -288,6 +290,9 @@ class ScenarioDerControl:
     spec: DerControlSpec
 
 
+_Occurrence = TypeVar("_Occurrence", "ScenarioEvent", "ScenarioDerControl")
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A validated scenario: events expanded (repeats), tariffs sorted by effective_from."""
@@ -381,31 +386,38 @@ def _load_file(path: Path) -> Scenario:
 
 
 def merge_scenarios(parts: list[Scenario]) -> Scenario:
-    """One scenario of several: an event named in more than one (same mRID) reaches the union
-    of their targets; tariff changes and prices keep one per start; notices and DER defaults
-    all (in the order of the parts: where two target a meter, the earlier wins)."""
-    events: dict[str, ScenarioEvent] = {}
-    for part in parts:
-        for e in part.events:
-            seen = events.get(e.mrid)
-            if seen is not None and seen.spec.targets is not None and e.spec.targets is not None:
-                targets = sorted(set(seen.spec.targets) | set(e.spec.targets))
-                e = ScenarioEvent(e.mrid, e.start, e.spec.model_copy(update={"targets": targets}))
-            elif seen is not None and seen.spec.targets is None:
-                e = seen
-            events[e.mrid] = e
-    der = {c.mrid: c for part in parts for c in part.der_controls}
+    """One scenario of several: an event or DER control named in more than one (same mRID)
+    reaches the union of their targets; tariff changes and prices keep one per start; notices
+    and DER defaults all (in the order of the parts: where two target a meter, the earlier
+    wins)."""
+    events = _union_of_targets(e for part in parts for e in part.events)
+    der = _union_of_targets(c for part in parts for c in part.der_controls)
     tariffs = {int(t.effective_from): t for part in parts for t in part.tariffs}
     prices = {p.start: p for part in parts for p in part.prices}
     return Scenario(
         "; ".join(p.description for p in parts if p.description),
-        tuple(sorted(events.values(), key=lambda e: (e.start, e.mrid))),
+        tuple(sorted(events, key=lambda e: (e.start, e.mrid))),
         tuple(tariffs[k] for k in sorted(tariffs)),
         tuple(m for part in parts for m in part.messages),
         tuple(prices[k] for k in sorted(prices)),
-        tuple(sorted(der.values(), key=lambda c: (c.start, c.mrid))),
+        tuple(sorted(der, key=lambda c: (c.start, c.mrid))),
         tuple(d for part in parts for d in part.der_defaults),
     )
+
+
+def _union_of_targets(items: Iterable[_Occurrence]) -> list[_Occurrence]:
+    """One occurrence per mRID, reaching the union of the targets it has anywhere (every
+    meter when any occurrence is untargeted)."""
+    merged: dict[str, _Occurrence] = {}
+    for item in items:
+        seen = merged.get(item.mrid)
+        if seen is not None and seen.spec.targets is not None and item.spec.targets is not None:
+            targets = sorted(set(seen.spec.targets) | set(item.spec.targets))
+            item = replace(item, spec=item.spec.model_copy(update={"targets": targets}))
+        elif seen is not None and seen.spec.targets is None:
+            item = seen
+        merged[item.mrid] = item
+    return list(merged.values())
 
 
 def server_actions(

@@ -147,7 +147,8 @@ class MeterActor:
         if self._record is None or self._function_sets is None:
             return
         learned = self._function_sets.learned_scenario()
-        if not learned["dr_events"] and not learned["prices"]:
+        kinds = ("dr_events", "prices", "der_controls", "der_defaults")
+        if not any(learned.get(kind) for kind in kinds):
             return
         text = json.dumps(learned, indent=1)
         if text == self._recorded:

@@ -39,6 +39,8 @@ from gtx_ray.model.der_dispatch import MODE_BITS
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel
 from gtx_ray.runtime import plan_layout, start_simulation
+from gtx_ray.scenario import load_scenario
+from gtx_ray.scenario import model_inputs as scenario_model_inputs
 from gtx_ray.serve.api import start_rest_api, stop_rest_api
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import read_readings
@@ -308,3 +310,16 @@ def test_der_controls_reach_the_stored_readings(der_day):
     np.testing.assert_allclose(
         balance, grid("energy_import_kwh") - grid("energy_export_kwh"), rtol=0, atol=1e-9
     )
+
+    # --- what the meters recorded they learned replays the same DER operation ----------------
+    learned = load_scenario(der_day["settings"].data_dir / "learned")
+    assert {c.mrid for c in learned.der_controls} == {cap_control["mrid"], discharge["mrid"]}
+    replayed = uncontrolled.step(
+        uncontrolled.initial_state(BEGIN),
+        N_INTERVALS,
+        inputs=scenario_model_inputs(learned, tariff),
+    ).batch
+    for name in ("grid_feed_in", "curtailed_kw", "battery_power", "der_mode"):
+        column = replayed.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        again = np.nan_to_num(column.reshape(N_INTERVALS, n))
+        np.testing.assert_allclose(again, np.nan_to_num(grid(name)), rtol=1e-9, atol=1e-9)

@@ -231,3 +231,23 @@ def test_der_defaults_reach_the_model_and_the_one_for_every_der_the_server():
         server_actions(parse_scenario({"der_defaults": [other]}), {})[0][1]["mrid"]
         != kwargs["mrid"]
     )
+
+
+def test_merged_recordings_reach_every_meter_that_received_a_der_control():
+    """Each meter actor records what its own meters learned: merged, a control one actor's
+    meters and another's received reaches both."""
+    from gtx_ray.scenario import merge_scenarios
+
+    def recorded(meter: str):
+        control = {
+            "start": MONDAY_14H,
+            "duration_s": 3600,
+            "export_limit_kw": 0,
+            "targets": [meter],
+            "mrid": "AB" * 16,
+        }
+        return parse_scenario({"der_controls": [control]})
+
+    merged = merge_scenarios([recorded("M2"), recorded("M1")])
+    (control,) = merged.der_controls
+    assert control.spec.targets == ["M1", "M2"]
