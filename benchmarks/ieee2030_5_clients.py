@@ -20,6 +20,10 @@ nothing failed or was dropped and the backlog at the end is at most two interval
 Loopback only; every size is bounded in time and the whole run by ``--max-seconds``.
 
     .venv/bin/python benchmarks/ieee2030_5_clients.py [--backend local|ray] [--sizes 250,500]
+
+Prints a table and writes ``ieee2030_5_clients.md`` (``ieee2030_5_clients_ray.md`` for the ray
+backend) with a plot of POSTs/s needed and achieved and CPU per fleet size (``.png``, same name) in
+``--out``; the raw figures go to ``benchmarks/results/ieee2030_5_clients.json`` (not committed).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import machine, table  # noqa: E402
+from benchmarks.common import RESULTS_DIR, machine, table, write_summary  # noqa: E402
 
 HOST = "127.0.0.1"
 SEED = 7
@@ -312,6 +316,90 @@ class RayServer:
         return {k: status.get(k) for k in keys}
 
 
+SERVERS = {
+    "local": "the aiohttp TLS server with an in-process registry, in a child process",
+    "ray": "the real deployment on a local Ray (front actor + registry actor, batched calls)",
+}
+
+INTRO = """\
+How many meters can mirror their readings to the IEEE 2030.5 server in real time on this machine:
+every meter posts one MirrorMeterReading (all six quantities of an interval) every {interval} s
+(postRate = interval), so N meters need N / {interval} POSTs per second. Meters are generated with
+their own certificates (mutual TLS, one connection each); the server is {backend}; {actors} client
+processes each run one `MeterClients` (as the meter actors do), step their meters' model every
+interval of wall time and submit the readings. After {warmup} warm-up intervals, {intervals} are
+measured. A size keeps up ("real time" yes) when the POSTs/s achieved are at least 95 % of those
+needed, none failed or was dropped, and the backlog left is at most two intervals per meter; sizes
+run in ascending order and stop after the first that does not. CPU % is of one core (200 % = both
+cores), over the measured window: the client processes (model + submit + HTTPS), the server, and
+every other process on the machine meanwhile ("others": the machine is shared, and their load
+takes cores from the benchmark). "register s" is the time for every meter to register (TLS
+handshake, discovery, mirror usage point). Load average at the start {load}; per size (1, 5, 15
+min) {loads}."""
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """This run's command with the options that differ from the defaults."""
+    defaults = {
+        "backend": "local",
+        "sizes": "500,1000,2000,4000,8000",
+        "actors": 2,
+        "interval": 15,
+        "warmup": 2,
+        "intervals": 3,
+        "max_seconds": 1200,
+    }
+    text = "python benchmarks/ieee2030_5_clients.py"
+    for key, default in defaults.items():
+        value = getattr(args, key)
+        if value != default:
+            text += f" --{key.replace('_', '-')} {value:g}" if key == "max_seconds" else ""
+            text += "" if key == "max_seconds" else f" --{key.replace('_', '-')} {value}"
+    return text
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """POSTs/s needed and achieved per fleet size (bars), client and server CPU % (right axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(results))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(
+        x - 0.2,
+        [r["posts_needed_per_s"] for r in results],
+        0.4,
+        label="POSTs/s needed",
+        color="#bbb",
+    )
+    ax.bar(
+        x + 0.2,
+        [r["posts_achieved_per_s"] for r in results],
+        0.4,
+        label="POSTs/s achieved",
+        color=["#3b7dd8" if r["keeps_up"] else "#d83b3b" for r in results],
+    )
+    ax.set_xticks(x, [f"{r['meters']:,} meters" for r in results])
+    ax.set_ylabel("reading POSTs per second")
+    cpu = ax.twinx()
+    cpu.plot(x, [r["client_cpu_pct"] for r in results], "o-", color="#e08a00", label="client CPU %")
+    cpu.plot(
+        x, [r["server_cpu_pct"] for r in results], "s--", color="#2a9d3a", label="server CPU %"
+    )
+    cpu.set_ylabel("CPU % of one core")
+    cpu.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()
+    more = cpu.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper left")
+    ax.set_title(f"IEEE 2030.5 clients in real time (red: falls behind) — {os.cpu_count()} cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
@@ -321,6 +409,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2, help="intervals before measuring")
     parser.add_argument("--intervals", type=int, default=3, help="intervals measured")
     parser.add_argument("--max-seconds", type=float, default=1200, help="whole run bound")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for .md and .png")
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if not sizes or sizes[0] < 1 or sizes[-1] > 16000:
@@ -332,7 +421,9 @@ def main() -> int:
     from gtx_ray.ieee2030_5.pki import init_certs
 
     started = time.monotonic()
+    load_start = _loadavg()
     rows, results = [], []
+    stopped_early = ""
     with tempfile.TemporaryDirectory(prefix="gtx_bench_clients_") as tmp:
         certs_dir = Path(tmp)
         ids = [str(m) for m in generate_fleet(load_campus(CAMPUS_CONFIG), sizes[-1], SEED).meter_id]
@@ -342,7 +433,8 @@ def main() -> int:
         for n in sizes:
             per_size = 60 + (args.warmup + args.intervals + 2) * args.interval + n / 20
             if time.monotonic() - started + per_size > args.max_seconds:
-                print(f"stopping before {n} meters: --max-seconds {args.max_seconds:.0f} reached")
+                stopped_early = f"stopping before {n} meters: --max-seconds {args.max_seconds:.0f}"
+                print(stopped_early + " reached")
                 break
             server_class = RayServer if args.backend == "ray" else LocalServer
             server = server_class(certs_dir, args.interval)
@@ -382,13 +474,43 @@ def main() -> int:
     )
     headers = ["meters", "posts/s needed", "achieved", "client CPU %", "server CPU %"]
     headers += ["others CPU %", "register s", "backlog", "real time"]
-    print(table(headers, rows))
+    printed = table(headers, rows)
+    print(printed)
     print(
         "CPU % is of one core (200 % = both cores of this machine); 'others' is what other "
         "processes used meanwhile (a shared machine's load skews the figures)."
     )
+    name = "ieee2030_5_clients" + ("_ray" if args.backend == "ray" else "")
+    args.out.mkdir(parents=True, exist_ok=True)
+    measured = [r for r in results if "error" not in r]
+    if measured:
+        plot(measured, args.out / f"{name}.png")
+    loads = "; ".join(
+        f"{r['meters']:,} meters: {r.get('loadavg_before', '?')} before, "
+        f"{r.get('loadavg_after', '?')} after"
+        for r in results
+    )
+    write_summary(
+        name,
+        f"IEEE 2030.5 clients in real time ({args.backend} server)",
+        command_line(args),
+        INTRO.format(
+            backend=SERVERS[args.backend],
+            actors=args.actors,
+            interval=args.interval,
+            warmup=args.warmup,
+            intervals=args.intervals,
+            load=load_start,
+            loads=loads or "-",
+        )
+        + (f"\n\n{stopped_early} reached." if stopped_early else "")
+        + (f"\n\n![POSTs/s and CPU by fleet size]({name}.png)" if measured else ""),
+        printed,
+        directory=args.out,
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    out = {"machine": machine(), "args": vars(args), "results": results}
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    out = {"machine": machine(), "args": options, "results": results}
     previous = {}
     if RESULTS.exists():
         try:
