@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from gtx_ray.fleet import MeterArrays
 from gtx_ray.ieee2030_5.client.discovery import Links
 from gtx_ray.ieee2030_5.client.fleet import MeterClients
@@ -116,3 +118,41 @@ def test_pollers_run_after_registration_and_a_failing_one_does_not_stop_mirrorin
         # ... and the meter is untouched: registered once, every reading posted, no error
         assert s["state"] == "stopped" and s["registrations"] == 1
         assert s["readings_posted"] == 4 and s["posts_failed"] == 0 and s["last_error"] is None
+
+
+def test_a_fleet_registered_at_once_does_not_poll_in_a_herd():
+    """After discovery every poller polls at once; its next poll comes after a random share
+    (FIRST_REPOLL_SHARE..1) of its pollRate, then every pollRate: 200 meters registered in the
+    same second spread their polls over the period instead of polling together each time."""
+    import asyncio
+    import logging
+
+    from gtx_ray.ieee2030_5.client.backoff import RateLimitedLog
+    from gtx_ray.ieee2030_5.client.pollers import FIRST_REPOLL_SHARE, PollerSchedule
+
+    class Every100s:
+        name = "every100s"
+
+        async def poll(self, session, links, now) -> float:
+            return 100.0
+
+    warnings = RateLimitedLog(logging.getLogger("test"))
+    schedules = [
+        PollerSchedule([Every100s()], ClientSettings(), f"M{i}", warnings) for i in range(200)
+    ]
+
+    async def first_polls() -> list[float]:
+        nexts = []
+        for schedule in schedules:
+            now = time.monotonic()
+            schedule.start(now)
+            await schedule.run(schedule.due(now), None, None, 0)
+            nexts.append(schedule.next_at() - now)
+            await schedule.run(schedule.due(schedule.next_at()), None, None, 0)  # then steady
+            assert 99.0 <= schedule.next_at() - time.monotonic() <= 100.0
+        return nexts
+
+    delays = asyncio.run(first_polls())
+    assert all(100 * FIRST_REPOLL_SHARE - 1 <= d <= 100.0 for d in delays)
+    counts, _ = np.histogram(delays, bins=9, range=(10, 100))
+    assert counts.min() >= 5, counts  # spread over the period, not bunched

@@ -62,7 +62,11 @@ from gtx_ray.ieee2030_5.client.errors import (
 )
 from gtx_ray.ieee2030_5.client.mirror import Mirror
 from gtx_ray.ieee2030_5.client.pending import PendingQueue
-from gtx_ray.ieee2030_5.client.pollers import FunctionSetPoller, PollerSchedule
+from gtx_ray.ieee2030_5.client.pollers import (
+    FIRST_REPOLL_SHARE,
+    FunctionSetPoller,
+    PollerSchedule,
+)
 from gtx_ray.ieee2030_5.client.quantities import PendingReading
 from gtx_ray.ieee2030_5.client.session import Session, rate, text
 from gtx_ray.ieee2030_5.client.settings import ClientSettings, dcap_url, meter_credentials
@@ -376,7 +380,8 @@ class MeterClient:
         self.state = STATE_READY
         self.registrations += 1
         self._resume = False
-        self._next_poll = now + self.discovery.poll_rate_s
+        # a random phase within the pollRate: a fleet registered at once does not poll in a herd
+        self._next_poll = now + self.discovery.poll_rate_s * random.uniform(FIRST_REPOLL_SHARE, 1)
         backlog = self.queued >= self.mirror.post_limit
         self._next_post = now if backlog else now + random.uniform(0, self.post_rate_s)
         self.poller_schedule.start(now)

@@ -6,8 +6,11 @@ or ``MeterClients(pollers=factory)`` for an actor's meters). ``PollerSchedule`` 
 
 - when: only while the meter is registered (READY). After every successful discovery each
   poller is due at once; afterwards it is due again when the seconds its ``poll`` returned have
-  passed. The meter's loop runs one due poller at a time, after its pollRate poll and its due
-  post (one request at a time per meter, as for everything else it does).
+  passed, except after that first poll: then a random share (``FIRST_REPOLL_SHARE``..1) of
+  them, so that a fleet registered at once does not poll in a herd at the same moment of every
+  pollRate (never later than one pollRate). The meter's loop runs one due poller at a time,
+  after its pollRate poll and its due post (one request at a time per meter, as for everything
+  else it does).
 - with what: the meter's ``Session`` (its requests, error classes, identity), the ``Links`` it
   discovered (DeviceCapability, EndDevice and FunctionSetAssignments links) and the server's
   time as the meter knows it (epoch s).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -54,6 +58,10 @@ class FunctionSetPoller(Protocol):
         ...
 
 
+FIRST_REPOLL_SHARE = 0.1
+"""The earliest share of its pollRate a poller polls again after its first poll."""
+
+
 class PushingPoller(FunctionSetPoller, Protocol):
     """A poller that may also send between its polls (optional: ``push_at`` and ``push``)."""
 
@@ -78,6 +86,7 @@ class _Scheduled:
         self.errors = 0
         self.last_error: str | None = None
         self.push_after = 0.0  # no push before this (monotonic s): after a failed one
+        self.first = True  # the first poll since discovery: its next one is spread
 
     def push_due_at(self) -> float | None:
         """When its push is due (monotonic s), None when it has nothing to push."""
@@ -111,6 +120,7 @@ class PollerSchedule:
         """After a discovery: every poller is due at ``now`` (monotonic s), failures forgotten."""
         for s in self._scheduled:
             s.next_at = now
+            s.first = True
             s.backoff.succeeded()
 
     def due(self, now: float) -> _Scheduled | None:
@@ -181,6 +191,9 @@ class PollerSchedule:
         else:
             s.backoff.succeeded()
             s.polls += 1
+            if s.first:  # spread the fleet's phases over the period (module docstring)
+                delay *= random.uniform(FIRST_REPOLL_SHARE, 1.0)
+                s.first = False
             s.next_at = time.monotonic() + delay
 
     def _failed(self, s: _Scheduled, error: str, wait: float) -> None:
