@@ -59,3 +59,16 @@ def write_summary(
     path.write_text(text, encoding="utf-8")
     print(f"written to {path}")
     return path
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+"""Clock ticks per second of /proc's CPU times."""
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a process, CPU seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK

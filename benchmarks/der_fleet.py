@@ -63,25 +63,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import RESULTS_DIR, machine, table, write_summary  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS_DIR,
+    machine,
+    process_cpu_s,
+    table,
+    write_summary,
+)
 
 HOST = "127.0.0.1"
 SEED = 7
 CAMPUS_CONFIG = REPO / "config" / "utcc_campus_config.json"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 INITIAL_EXPORT_KW = 100.0
 NEW_EXPORT_KW = 0.0
 CONTROL_MAX_LIM_PCT = 50.0
 CONTROL_DURATION_S = 3600
-
-
-def _cpu_of(pid: int) -> float:
-    """utime + stime of a process, CPU seconds (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def _loadavg() -> str:
@@ -395,7 +391,7 @@ class Fleet:
 
     def cpu(self) -> tuple[float, float]:
         """(server, clients) CPU seconds so far."""
-        return _cpu_of(self.server.pid), self.total("cpu")
+        return process_cpu_s(self.server.pid), self.total("cpu")
 
     def close(self) -> None:
         for p, proc in zip(self.pipes, self.procs, strict=True):

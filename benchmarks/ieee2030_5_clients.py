@@ -43,22 +43,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import RESULTS_DIR, machine, table, write_summary  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    CLK_TCK,
+    RESULTS_DIR,
+    machine,
+    process_cpu_s,
+    table,
+    write_summary,
+)
 
 HOST = "127.0.0.1"
 SEED = 7
 CAMPUS_CONFIG = REPO / "config" / "utcc_campus_config.json"
 RESULTS = REPO / "benchmarks" / "results" / "ieee2030_5_clients.json"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_of(pid: int) -> float:
-    """utime + stime of a process, seconds (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def _machine_cpu() -> tuple[float, float]:
@@ -201,10 +198,10 @@ def run_size(args, certs_dir: Path, n: int, url: str, server_pids: list[int]) ->
         for p in pipes:
             p.send((t0, ticks, measure_from, measure_to))
         _sleep_until(t0 + measure_from * interval - 0.01)
-        server_cpu_0 = sum(_cpu_of(pid) for pid in server_pids)
+        server_cpu_0 = sum(process_cpu_s(pid) for pid in server_pids)
         machine_0 = _machine_cpu()
         _sleep_until(t0 + measure_to * interval - 0.01)
-        server_cpu_1 = sum(_cpu_of(pid) for pid in server_pids)
+        server_cpu_1 = sum(process_cpu_s(pid) for pid in server_pids)
         machine_1 = _machine_cpu()
         load_after = _loadavg()
         deadline = t0 + ticks * interval + 60

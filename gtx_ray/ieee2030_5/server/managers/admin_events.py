@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from gtx_ray.ieee2030_5.der import DerControl, DerControlBase
 from gtx_ray.ieee2030_5.events import (
     RESPONSE_NAMES,
     STATUS_NAMES,
@@ -221,24 +222,10 @@ def export_scenario(registry: Registry, now: int) -> dict:
     replaying it with ``--scenario`` gives the meters the same events (same mRIDs), tariff
     changes and notices. Targets are LFDIs here (the REST layer names meters where it can);
     a cancelled or superseded event carries ``cancelled_at``."""
-    events = []
-    for e in sorted(registry.drlc.events.values(), key=lambda e: (e.start, e.id)):
-        stop = [s for s in (e.cancelled_s, e.superseded_s) if s is not None]
-        row: dict[str, Any] = {
-            "start": e.start,
-            "duration_s": e.duration,
-            **{k: v for k, v in asdict(e.shed).items() if v is not None},
-            "device_category": e.device_category,
-            "randomize_start_s": e.randomize_start_s,
-            "randomize_duration_s": e.randomize_duration_s,
-            "description": e.description,
-            "mrid": mrid_hex(e.mrid),
-        }
-        if e.targets is not None:
-            row["targets"] = sorted(e.targets)
-        if stop:
-            row["cancelled_at"] = min(stop)
-        events.append(row)
+    events = [
+        _scenario_row(e, e.shed)
+        for e in sorted(registry.drlc.events.values(), key=lambda e: (e.start, e.id))
+    ]
     tariffs = [asdict(r) for r in registry.pricing.rates]
     messages = [
         {
@@ -261,30 +248,43 @@ def export_scenario(registry: Registry, now: int) -> dict:
     }
 
 
+def _scenario_row(
+    event: EndDeviceControl | DerControl, asks: LoadShed | DerControlBase, **extra: Any
+) -> dict[str, Any]:
+    """An event as a scenario file entry: its window, what it asks (the set fields of
+    ``asks``), targeting, randomisation, mRID and, once cancelled or superseded, when."""
+    row: dict[str, Any] = {
+        "start": event.start,
+        "duration_s": event.duration,
+        **{k: v for k, v in asdict(asks).items() if v is not None},
+        "device_category": event.device_category,
+        "randomize_start_s": event.randomize_start_s,
+        "randomize_duration_s": event.randomize_duration_s,
+        "description": event.description,
+        "mrid": mrid_hex(event.mrid),
+        **extra,
+    }
+    if event.targets is not None:
+        row["targets"] = sorted(event.targets)
+    stop = [s for s in (event.cancelled_s, event.superseded_s) if s is not None]
+    if stop:
+        row["cancelled_at"] = min(stop)
+    return row
+
+
 def export_der(registry: Registry) -> dict[str, list[dict]]:
     """The DER controls (each with its program's primacy) and the programs' defaults (lowest
     primacy first, the one a device in several programs follows) as scenario entries."""
     book = registry.der
-    controls = []
-    for c in sorted(book.controls.values(), key=lambda c: (c.start, c.id)):
-        stop = [s for s in (c.cancelled_s, c.superseded_s) if s is not None]
-        row: dict[str, Any] = {
-            "start": c.start,
-            "duration_s": c.duration,
-            **{k: v for k, v in asdict(c.base).items() if v is not None},
-            "device_category": c.device_category,
-            "randomize_start_s": c.randomize_start_s,
-            "randomize_duration_s": c.randomize_duration_s,
-            "primacy": book.program(c.program_id).primacy,
-            "description": c.description,
-            "mrid": mrid_hex(c.mrid),
-            "created_at": c.creation_time,
-        }
-        if c.targets is not None:
-            row["targets"] = sorted(c.targets)
-        if stop:
-            row["cancelled_at"] = min(stop)
-        controls.append(row)
+    controls = [
+        _scenario_row(
+            c,
+            c.base,
+            primacy=book.program(c.program_id).primacy,
+            created_at=c.creation_time,
+        )
+        for c in sorted(book.controls.values(), key=lambda c: (c.start, c.id))
+    ]
     defaults = []
     for program in sorted(book.programs.values(), key=lambda p: (p.primacy, p.id)):
         d = book.default_of(program.id)
