@@ -13,8 +13,8 @@ registry (in memory: the ceiling); ``ray`` = the real deployment (front actor + 
 actor, batched calls) with the registry in memory; ``durable`` / ``durable-full`` = the same
 with the registry's SQLite store (``store``; WAL, synchronous NORMAL / FULL), every batch
 committed before its answers leave; ``serve-durable`` = ``durable`` with the front as a Ray Serve
-deployment of 2 replicas sharing the port (``serve_front``); ``-shards2`` = the same with the
-registry sharded by LFDI over 2 actors (``shards``). Clients
+deployment of 2 replicas sharing the port (``serve_front``; ``serve1-durable``: 1 replica);
+``-shards2`` = the same with the registry sharded by LFDI over 2 actors (``shards``). Clients
 run in this process on one event loop, so on a 2-core machine client and server share the
 cores: the figures are a lower bound for the server. Loopback only; every cell stops after
 ``--seconds`` or ``--max-requests``, whichever comes first.
@@ -61,6 +61,7 @@ BACKENDS = (
     "durable",
     "durable-full",
     "serve-durable",
+    "serve1-durable",
     "durable-shards2",
     "serve-durable-shards2",
 )
@@ -272,7 +273,8 @@ def run_ray(
                     registry_shards=2 if backend.endswith("-shards2") else 1,
                 )
                 if on_serve:
-                    handles = start_ieee2030_5_serve(config, replicas=2)
+                    replicas = 1 if backend.startswith("serve1") else 2
+                    handles = start_ieee2030_5_serve(config, replicas=replicas)
                     stop = stop_ieee2030_5_serve
                 else:
                     handles = start_ieee2030_5(config)
