@@ -437,60 +437,10 @@ def server_actions(
             fields.setdefault("export_thb_per_kwh", campus_tariff.export_thb_per_kwh)
         actions.append(("add_tariff", fields))
     for e in scenario.events:
-        spec = e.spec
-        targets = None
-        if spec.targets is not None:
-            missing = [m for m in spec.targets if m not in lfdi_of]
-            if missing:
-                raise ConfigError(
-                    f"scenario: dr_events targets {missing[:3]} are not meters of this run"
-                )
-            targets = [lfdi_of[m] for m in spec.targets]
-        fields = spec.model_dump(
-            exclude={"start", "targets", "repeat", "mrid", "cancelled_at"}, exclude_none=True
-        )
-        if spec.cancelled_at is not None:
-            fields["cancelled_s"] = int(spec.cancelled_at)
-        actions.append(
-            (
-                "create_dr_event",
-                {
-                    **fields,
-                    "start": e.start,
-                    "targets": targets,
-                    "mrid": e.mrid,
-                    "creation_time": e.start - 86_400,
-                },
-            )
-        )
+        actions.append(_publish("create_dr_event", "dr_events", e, e.start - 86_400, lfdi_of))
     for c in scenario.der_controls:
-        spec = c.spec
-        targets = None
-        if spec.targets is not None:
-            missing = [m for m in spec.targets if m not in lfdi_of]
-            if missing:
-                raise ConfigError(
-                    f"scenario: der_controls targets {missing[:3]} are not meters of this run"
-                )
-            targets = [lfdi_of[m] for m in spec.targets]
-        fields = spec.model_dump(
-            exclude={"start", "targets", "repeat", "mrid", "created_at", "cancelled_at", "primacy"},
-            exclude_none=True,
-        )
-        if spec.cancelled_at is not None:
-            fields["cancelled_s"] = int(spec.cancelled_at)
-        actions.append(
-            (
-                "create_der_control",
-                {
-                    **fields,
-                    "start": c.start,
-                    "targets": targets,
-                    "mrid": c.mrid,
-                    "creation_time": spec.created_s(c.start),
-                },
-            )
-        )
+        created = c.spec.created_s(c.start)
+        actions.append(_publish("create_der_control", "der_controls", c, created, lfdi_of))
     everyone = [d for d in scenario.der_defaults if d.targets is None]
     if everyone:  # the first one wins for every meter it targets (see DerDefaultSpec)
         d = everyone[0]
@@ -501,6 +451,37 @@ def server_actions(
         fields = m.model_dump(exclude={"start"}, exclude_none=True)
         actions.append(("create_message", {**fields, "start": int(m.start)}))
     return actions
+
+
+def _publish(
+    action: str,
+    section: str,
+    item: ScenarioEvent | ScenarioDerControl,
+    creation_time: int,
+    lfdi_of: dict[str, str],
+) -> tuple[str, dict[str, object]]:
+    """The admin action that publishes one occurrence of a DR event or DER control: its fields,
+    start, mRID and creation time, targets as LFDIs, ``cancelled_s`` when it was cancelled."""
+    spec = item.spec
+    targets = None
+    if spec.targets is not None:
+        missing = [m for m in spec.targets if m not in lfdi_of]
+        if missing:
+            raise ConfigError(
+                f"scenario: {section} targets {missing[:3]} are not meters of this run"
+            )
+        targets = [lfdi_of[m] for m in spec.targets]
+    model_only = {"start", "targets", "repeat", "mrid", "created_at", "cancelled_at", "primacy"}
+    fields = spec.model_dump(exclude=model_only, exclude_none=True)
+    if spec.cancelled_at is not None:
+        fields["cancelled_s"] = int(spec.cancelled_at)
+    return action, {
+        **fields,
+        "start": item.start,
+        "targets": targets,
+        "mrid": item.mrid,
+        "creation_time": creation_time,
+    }
 
 
 def model_inputs(scenario: Scenario, campus_tariff: TimeOfUseTariff) -> ModelInputs:

@@ -274,10 +274,7 @@ class RegistryActor:
         return out
 
     def _status_of(self, shard: int) -> dict[str, Any]:
-        peer = self._peers.get(shard)
-        if peer is None:
-            peer = self._peers[shard] = ray.get_actor(shard_name(REGISTRY_NAME, shard))
-        return ray.get(peer.status_local.remote(), timeout=ADMIN_TIMEOUT_S)
+        return ray.get(self._peer(shard).status_local.remote(), timeout=ADMIN_TIMEOUT_S)
 
 
 class FrontActor:
