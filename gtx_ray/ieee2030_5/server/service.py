@@ -444,7 +444,13 @@ def start_ieee2030_5(config: Ieee2030_5Config) -> Ieee2030_5Handles:
         if created_registry:
             kill_registry(config)
         raise ConfigError(f"IEEE 2030.5 server could not start: {_first_line(cause)}") from None
-    log.info("IEEE 2030.5 server on %s:%d (registry %s)", config.host, port, REGISTRY_NAME)
+    log.info(
+        "IEEE 2030.5 server on %s:%d (registry %s, %d shard(s))",
+        config.host,
+        port,
+        REGISTRY_NAME,
+        config.registry_shards,
+    )
     return Ieee2030_5Handles(config, shards[0], front, port, tuple(shards))
 
 
