@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -127,6 +128,11 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
         help="Ray cluster address (RAY_ADDRESS); default: a cluster on this host, else local Ray",
     )
     add("--namespace", help="Ray namespace for the named actors (default gtx_ray)")
+    add(
+        "--home-node",
+        help="Ray node (id, id prefix or address) of the clock, storage, REST API and 2030.5 "
+        "server, whose --data-dir and --certs-dir are used (default: this machine's node)",
+    )
     add("--max-in-flight", help="windows between the clock and storage (default 4)")
     add("--window", help="intervals per meter-actor call (default automatic)")
     add("--status-every", help="seconds between status lines (default 5)")
@@ -209,6 +215,8 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         fields["address"] = parse_ray_address("--address", args.address)
     if args.namespace is not None:
         fields["namespace"] = parse_namespace("--namespace", args.namespace)
+    if args.home_node is not None:
+        fields["home_node"] = args.home_node.strip() or None
     if args.max_in_flight is not None:
         fields["max_in_flight"] = parse_int("--max-in-flight", args.max_in_flight, 1, 64)
     if args.window is not None:
@@ -299,6 +307,12 @@ class StatusLine:
                 parts.append(f"{sink['sink']}: {sink['last_error']}")
             elif sink.get("rows_pending") and sink.get("last_attempt_ok"):
                 parts.append(f"{sink['sink']}: answers again, replaying the spool")
+        if clock.get("recoveries"):
+            last = clock["last_recovery"]
+            parts.append(
+                f"recovered {clock['recoveries']}x from lost windows (last: {last['cause']}; "
+                f"regenerated from {_iso(last['resumed_at_s'])}, nothing missing)"
+            )
         if storage.get("last_error"):
             parts.append(f"STORAGE ERROR: {storage['last_error']}")
         if clock.get("error"):
@@ -447,6 +461,7 @@ def start_ieee2030_5_server(settings: Settings):
         state_path=ieee2030_5_state_path(settings),
         tariff=server_tariff(campus.model_tariff()),
         registry_shards=settings.ieee2030_5_registry_shards,
+        node_id=settings.home_node,
     )
     if settings.ieee2030_5_replicas is not None:
         from gtx_ray.ieee2030_5.server.serve_front import start_ieee2030_5_serve
@@ -681,6 +696,25 @@ def serve_until_stopped(settings: Settings, services: Services, stop: threading.
     stop.wait()
 
 
+def with_home_node(settings: Settings) -> Settings:
+    """``settings`` with the home node resolved to a node id (ConfigError naming the cluster's
+    nodes when ``--home-node`` names none); says where it is on a cluster of several nodes."""
+    import ray
+
+    from gtx_ray.placement import node_address, resolve_home_node
+
+    home = resolve_home_node(settings.home_node)
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) > 1 or settings.home_node is not None:
+        log.info(
+            "Ray cluster of %d nodes; clock, storage, REST API and 2030.5 server on node %s (%s)",
+            len(nodes),
+            home[:12],
+            node_address(home),
+        )
+    return replace(settings, home_node=home)
+
+
 def run(settings: Settings) -> int:
     """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
     import ray  # here, not at the top: keeps --help and usage errors fast
@@ -706,6 +740,7 @@ def run(settings: Settings) -> int:
     try:
         started_ray = connect_ray(settings)
         services.api_ends_with_ray = started_ray
+        settings = with_home_node(settings)
         for sig in previous:  # ray.init installs its own handlers; ours flush first
             signal.signal(sig, on_signal)
         clients = None

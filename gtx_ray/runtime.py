@@ -12,12 +12,14 @@ from typing import Any
 
 import ray
 
+from gtx_ray.actors import AGGREGATOR_NAME, CLOCK_NAME
 from gtx_ray.actors.aggregator import AggregatorActor
 from gtx_ray.actors.clock import ClockActor, ClockPlan
 from gtx_ray.actors.meter import ClientPlan, MeterActor
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
 from gtx_ray.model.inputs import ModelInputs
+from gtx_ray.placement import on_node
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import new_run_id
 
@@ -111,7 +113,7 @@ class Layout:
 
     @property
     def actor_names(self) -> list[str]:
-        return ["clock", "aggregator", *self.meter_actor_names]
+        return [CLOCK_NAME, AGGREGATOR_NAME, *self.meter_actor_names]
 
 
 @dataclass
@@ -275,6 +277,17 @@ def scenario_inputs(settings: Settings, campus: CampusConfig) -> ModelInputs:
     return model_inputs(scenario, campus.model_tariff())
 
 
+def group_credentials(clients: ClientPlan | None, meters: MeterArrays, group: range):
+    """The certificates and keys of a group's meters, read here on the driver and carried to
+    the group's actor through Ray (None when the meters are not 2030.5 clients)."""
+    if clients is None:
+        return None
+    from gtx_ray.ieee2030_5.pki.bundle import CredentialBundle
+
+    ids = [str(meter_id) for meter_id in meters.meter_id[group.start : group.stop]]
+    return CredentialBundle.read(clients.certs_dir, ids, clients.ca_file)
+
+
 def start_simulation(
     settings: Settings, clients: ClientPlan | None = None, layout: Layout | None = None
 ) -> Simulation:
@@ -305,8 +318,9 @@ def start_simulation(
         clients = replace(clients, record_dir=str(learned))
     created: list = []  # a failure half way (e.g. a name taken meanwhile) leaves no actors
     try:
+        home = on_node(settings.home_node)  # DATA_DIR is that node's (see placement)
         aggregator = AggregatorActor.options(
-            name="aggregator", namespace=settings.namespace
+            name=AGGREGATOR_NAME, namespace=settings.namespace, **home
         ).remote(
             str(Path(settings.data_dir).resolve()),
             start_s,
@@ -330,11 +344,13 @@ def start_simulation(
                     settings.interval_s,
                     clients,
                     inputs,
+                    settings.namespace,
+                    group_credentials(clients, meters, g),
                 )
             )
             created.append(meter_actors[-1])
-        clock = ClockActor.options(name="clock", namespace=settings.namespace).remote(
-            plan, layout.meter_actor_names, "aggregator", settings.namespace
+        clock = ClockActor.options(name=CLOCK_NAME, namespace=settings.namespace, **home).remote(
+            plan, layout.meter_actor_names, AGGREGATOR_NAME, settings.namespace
         )  # last: the REST API takes the clock's existence to mean all actors exist
     except BaseException:
         for actor in created:

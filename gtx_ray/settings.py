@@ -73,6 +73,7 @@ class Settings:
     ieee2030_5_registry_shards: int = 1  # registry actors the devices are spread over by LFDI
     address: str | None = None  # Ray cluster address; None: join a local cluster or start one
     namespace: str = "gtx_ray"
+    home_node: str | None = None  # node of the clock, storage, REST and 2030.5; None: the driver's
     max_in_flight: int = 4
     window_intervals: int | None = None  # None: automatic
     status_every_s: float = 5.0

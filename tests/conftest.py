@@ -37,6 +37,15 @@ def ray_runtime():
     """
     import ray
 
+    start_local_ray()
+    yield ray
+    ray.shutdown()
+
+
+def start_local_ray() -> None:
+    """The session's single-node Ray (also started again by tests that set it aside)."""
+    import ray
+
     ray.init(
         address="local",
         num_cpus=4,
@@ -44,5 +53,3 @@ def ray_runtime():
         namespace="gtx_ray_tests",
         log_to_driver=False,
     )
-    yield ray
-    ray.shutdown()

@@ -65,6 +65,14 @@ class _Window:
     stored: asyncio.Future
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` whole or keeps what it held (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def trim_before(batch: pa.RecordBatch, start_s: int) -> pa.RecordBatch:
     """The rows of ``batch`` at or after ``start_s`` (UTC epoch s)."""
     cutoff = pa.scalar(start_s, pa.timestamp("s", tz="UTC"))
@@ -261,6 +269,16 @@ class AggregatorActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (hex id)."""
+        return ray.get_runtime_context().get_node_id()
+
+    async def record_learned(self, directory: str, name: str, text: str) -> None:
+        """Write ``text`` (what a meter group learned from its 2030.5 server, a scenario file)
+        to ``directory``/``name`` on this (the home) node, atomically: meter actors on other
+        nodes hand it here instead of writing a disk the home node may not share."""
+        await asyncio.to_thread(write_atomically, Path(directory) / name, text)
 
     async def resume_point(self) -> Checkpoint:
         """Where a (re)started clock begins: the last checkpoint (states None: from the start)."""

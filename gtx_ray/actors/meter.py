@@ -13,15 +13,19 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import ray
 
+from gtx_ray.actors import AGGREGATOR_NAME
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet
 from gtx_ray.model.inputs import ModelInputs
 from gtx_ray.model.meters import MeterModel, MeterState
+
+if TYPE_CHECKING:  # imported only by actors that get credentials (cryptography is slow to load)
+    from gtx_ray.ieee2030_5.pki.bundle import CredentialBundle
 
 
 def fleet_group(
@@ -53,11 +57,17 @@ class ClientPlan:
     record_dir: str | None = None  # where each actor records what its meters learned (replay)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+# Out of order: the steps are ordered by their state arguments anyway, and after a restart Ray
+# would otherwise hold a retried call up to 30 s waiting for the sequence number of one lost
+# with the old process (``actor_scheduling_queue_max_reorder_wait_seconds``).
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, allow_out_of_order_execution=True)
 class MeterActor:
     """Steps one group of meters; see the module docstring. With a ``ClientPlan`` every meter is
     also an IEEE 2030.5 client: readings are handed to its client's bounded queue and posted in
     the background, so ``step`` never waits on the network.
+
+    ``credentials``: the group's certificates and keys, carried through Ray (``pki.bundle``);
+    None: the clients read ``clients.certs_dir`` on whatever node this actor runs.
 
     ``inputs`` (demand-response events, tariffs, prices) are handed to every step. They carry their
     own times: after ``set_inputs`` an event or a tariff acts at its own time in every window
@@ -73,14 +83,18 @@ class MeterActor:
         interval_s: int,
         clients: ClientPlan | None = None,
         inputs: ModelInputs | None = None,
+        namespace: str = "gtx_ray",
+        credentials: CredentialBundle | None = None,
     ):
         meters = fleet_group(campus, fleet_size, seed, lo, hi)
         self._model = MeterModel(meters, campus, seed, interval_s)
         self._inputs = inputs if inputs is not None else ModelInputs()
         self._interval_s = interval_s
         self._clients = None
+        self._credentials_dir: Path | None = None
         self._function_sets = None
-        self._record: Path | None = None
+        self._record: tuple[str, str] | None = None  # (directory on the home node, file name)
+        self._namespace = namespace
         self._recorded: str | None = None
         if clients is not None:
             from gtx_ray.ieee2030_5.client.der import DerRatings
@@ -105,12 +119,16 @@ class MeterActor:
                     dict(zip(ids, categories, strict=True)), ders
                 )
                 if clients.record_dir is not None:
-                    self._record = Path(clients.record_dir) / f"{ids[0]}.json"
+                    self._record = (clients.record_dir, f"{ids[0]}.json")
+            certs_dir, ca_file = clients.certs_dir, clients.ca_file
+            if credentials is not None:  # this node need not see the driver's certs dir
+                self._credentials_dir, anchor = credentials.materialize()
+                certs_dir, ca_file = str(self._credentials_dir), anchor
             self._clients = MeterClients(
-                clients.certs_dir,
+                certs_dir,
                 ids,
                 clients.server_url,
-                ca_file=clients.ca_file,
+                ca_file=ca_file,
                 pin=clients.pin,
                 post_mode=clients.post_mode,
                 interval_s=interval_s,
@@ -142,7 +160,7 @@ class MeterActor:
         return result.batch, result.state
 
     def _record_learned(self) -> None:
-        """Write what the meters learned (a scenario file) when it changed: the run can be
+        """Record what the meters learned (a scenario file) when it changed: the run can be
         replayed with ``--scenario DATA_DIR/learned`` even when the server was someone else's."""
         if self._record is None or self._function_sets is None:
             return
@@ -153,10 +171,9 @@ class MeterActor:
         text = json.dumps(learned, indent=1)
         if text == self._recorded:
             return
-        self._record.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._record.with_suffix(".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, self._record)
+        # the aggregator writes it on the home node (no wait: a restarted one gets it again)
+        aggregator = ray.get_actor(AGGREGATOR_NAME, namespace=self._namespace)
+        aggregator.record_learned.remote(*self._record, text)
         self._recorded = text
 
     def set_inputs(self, inputs: ModelInputs) -> None:
@@ -178,9 +195,18 @@ class MeterActor:
         if self._clients is not None:
             self._clients.stop(timeout_s=timeout_s)
             self._clients = None
+        if self._credentials_dir is not None:
+            from gtx_ray.ieee2030_5.pki.bundle import remove_materialized
+
+            remove_materialized(self._credentials_dir)
+            self._credentials_dir = None
 
     def meter_ids(self) -> list[str]:
         return list(self._model.meters.meter_id)
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (hex id)."""
+        return ray.get_runtime_context().get_node_id()

@@ -14,11 +14,11 @@ import logging
 import time
 from typing import Any, NoReturn
 
-import ray
 from ray import serve
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import MeterArrays
+from gtx_ray.placement import on_node
 from gtx_ray.runtime import Layout, influx_config
 from gtx_ray.serve.app import ApiContext, FastReads, build_app
 from gtx_ray.serve.handles import SimulationHandles
@@ -107,18 +107,18 @@ def start_rest_api(
     connected). It may be deployed before the simulation's actors exist: it finds them by name
     and answers 503 "starting" until then. ``ieee2030_5``: the handles of a running IEEE 2030.5
     server, for its status endpoint; ``meters_are_clients``: the meter actors run 2030.5
-    clients, for the clients endpoint. The replica runs on this (the driver's) node, so
-    host:port means this machine. Returns the Serve application's name (the simulation's Ray
-    namespace, so simulations in other namespaces keep their own API)."""
+    clients, for the clients endpoint. The replica runs on the home node (``placement``; the
+    driver's unless ``--home-node`` chose another), so host:port is that machine's. Returns
+    the Serve application's name (the simulation's Ray namespace, so simulations in other
+    namespaces keep their own API)."""
     require_free_api_port(host, port)
     app_name = settings.namespace
     handles = SimulationHandles(
         settings.namespace, layout.meter_actor_names if meters_are_clients else None
     )
     serve.start(proxy_location="Disabled")
-    node = f"node:{ray.util.get_node_ip_address()}"
     deployment = RestApi.options(
-        ray_actor_options={"num_cpus": 0, "resources": {node: 0.001}}
+        ray_actor_options={"num_cpus": 0, **on_node(settings.home_node)}
     ).bind(
         layout.meters,
         layout.campus.site.name,

@@ -214,6 +214,10 @@ def _add_live_routes(app: FastAPI, live: LiveView) -> None:
             "campus": live.campus_name,
             "simulated_time": views.rfc3339(live.storage.get("stored_until_s")),
             "rows_stored": live.storage.get("rows_stored", 0),
+            # losses of the window pipeline (a node, an actor) the clock resumed from, and the
+            # last one; each was generated again from the checkpoint, so no interval is missing
+            "recoveries": live.clock_status.get("recoveries", 0),
+            "last_recovery": live.clock_status.get("last_recovery"),
         }
         problem = live.problem()
         if problem is not None:

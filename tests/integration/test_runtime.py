@@ -240,6 +240,45 @@ def test_sigkilled_clock_or_aggregator_store_every_interval_once(
     assert stored.equals(_sorted(expected))
 
 
+def test_a_meter_actor_gone_for_good_ends_the_run_after_bounded_recoveries(ray_runtime, tmp_path):
+    """A meter actor killed without restart: the clock resumes from the checkpoint a bounded
+    number of times, then the run ends on the actor's death (not a hang), and what was stored
+    holds every interval before the failure once."""
+    days = 4
+    settings = _settings(
+        tmp_path,
+        meters=40,
+        meters_per_actor=20,
+        duration_s=days * 86_400,
+        speed=days * 86_400 / 30.0,
+        window_intervals=2,
+        max_in_flight=2,
+    )
+    simulation = start_simulation(settings)
+    deadline = time.monotonic() + 120
+    while True:
+        status = simulation.status()
+        if status and status["storage"]["windows_stored"] >= 2:
+            break
+        assert time.monotonic() < deadline, "no windows stored"
+        time.sleep(0.2)
+    ray.kill(simulation.meter_actors[1], no_restart=True)
+    began = time.monotonic()
+    while not (status := simulation.status()) or not status["clock"]["recoveries"]:
+        assert time.monotonic() - began < 60, "the clock did not try to recover"
+        time.sleep(0.2)
+    assert "Actor" in status["clock"]["last_recovery"]["cause"]
+    with pytest.raises(SimulationFailed) as failed:
+        _finish(simulation, timeout_s=120)
+    assert isinstance(failed.value.cause, ray.exceptions.RayActorError), failed.value.cause
+    assert time.monotonic() - began < 120
+    storage = failed.value.storage
+    assert storage is not None and storage["stored_until_s"] < JAN_1_2025_BANGKOK + days * 86_400
+    stored = read_readings(settings.data_dir)
+    intervals = (storage["stored_until_s"] - JAN_1_2025_BANGKOK) // 900
+    assert stored.num_rows == 40 * intervals == storage["rows_stored"]
+
+
 def test_a_scenario_run_is_reproducible_and_independent_of_windows(ray_runtime, tmp_path):
     """A run with a scenario (one demand-response event, one tariff change) stores the same
     readings twice with the same seed, and again when the clock steps it in other windows;

@@ -54,6 +54,8 @@ class Ieee2030_5Config:
     registry_shards: registry actors the devices are spread over by LFDI (``shards``); each
     holds ``max_end_devices`` / shards of them and, with ``state_path``, a file of its own
     (``shard_state_path``). A state directory keeps the count it was written with.
+    node_id: the Ray node the front (or its Serve replicas) and the registry run on, where
+    ``certs_dir`` and ``state_path`` are; None: the node of the process that starts them.
     """
 
     enabled: bool = True
@@ -87,6 +89,7 @@ class Ieee2030_5Config:
     reuse_port: bool = False
     tariff: TimeOfUseRates | None = None
     registry_shards: int = 1
+    node_id: str | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:

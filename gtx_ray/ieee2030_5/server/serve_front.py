@@ -35,6 +35,7 @@ from gtx_ray.ieee2030_5.server.service import (
     kill_registry,
     start_registry,
 )
+from gtx_ray.placement import on_node
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,10 @@ def start_ieee2030_5_serve(config: Ieee2030_5Config, replicas: int = 2) -> Ieee2
     namespace = ray.get_runtime_context().namespace
     app_name = f"{APP_NAME}_{namespace}"  # Serve is cluster-wide: one front per namespace
     serve.start(proxy_location="Disabled")
-    app = Ieee2030_5Front.options(num_replicas=replicas).bind(config, REGISTRY_NAME, namespace)
+    app = Ieee2030_5Front.options(
+        num_replicas=replicas,  # one node: the replicas share its port (SO_REUSEPORT)
+        ray_actor_options={"num_cpus": 0, **on_node(config.node_id)},
+    ).bind(config, REGISTRY_NAME, namespace)
     try:
         serve.run(app, name=app_name, route_prefix=None, blocking=False)
         _wait_listening(config.host, config.port)

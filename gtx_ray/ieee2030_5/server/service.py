@@ -38,6 +38,7 @@ from gtx_ray.ieee2030_5.server.shards import ShardedBackend, adopt_books, books_
 from gtx_ray.ieee2030_5.server.shards import registry_name as shard_name
 from gtx_ray.ieee2030_5.server.store import RegistryStore
 from gtx_ray.ieee2030_5.server.tls_server import Ieee2030_5Server
+from gtx_ray.placement import on_node
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +382,7 @@ def registry_shards(config: Ieee2030_5Config) -> list[Any]:
             get_if_exists=True,
             num_cpus=0,
             max_restarts=-1,
+            **on_node(config.node_id),  # its state file is on that node
         )
         .remote(config, k)
         for k in range(config.registry_shards)
@@ -397,7 +399,13 @@ def kill_registry(config: Ieee2030_5Config) -> None:
 def _front_actor(config: Ieee2030_5Config):
     return (
         ray.remote(FrontActor)
-        .options(name=FRONT_NAME, num_cpus=0, max_restarts=FRONT_MAX_RESTARTS, max_concurrency=4)
+        .options(
+            name=FRONT_NAME,
+            num_cpus=0,
+            max_restarts=FRONT_MAX_RESTARTS,
+            max_concurrency=4,
+            **on_node(config.node_id),  # the port and the certificates are that node's
+        )
         .remote(config, REGISTRY_NAME)
     )
 
