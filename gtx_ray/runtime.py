@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 MAX_ACTORS = 400  # each actor is a process of ~60–90 MiB (DESIGN.md §4)
 TARGET_ROWS_PER_CALL = 200_000  # as-fast-as-possible windows: ~0.1 s of numpy per call
 METER_ACTORS_PER_CPU = 1  # automatic packing for generated fleets
+READING_BYTES = 256  # one reading in a window's RecordBatches (27 columns; 253 B measured)
+STORE_SHARE = 0.25  # of the home node's object store, for windows on their way to storage
 
 
 class AlreadyRunning(ConfigError):
@@ -96,6 +98,40 @@ def window_intervals(settings: Settings, largest_group: int) -> tuple[int, int]:
     fast = max(1, min(31 * per_day, TARGET_ROWS_PER_CALL // max(1, largest_group)))
     due_per_second = (settings.speed or 1.0) / settings.interval_s
     return max(1, min(per_day, int(due_per_second))), fast
+
+
+@dataclass(frozen=True)
+class WindowBudget:
+    """How much may be on its way to storage: windows in flight (clock → aggregator) and as
+    many queued in the aggregator, each at most ``fast_window_intervals`` long."""
+
+    fast_window_intervals: int
+    max_in_flight: int
+
+
+def window_budget(
+    n_meters: int, fast_window: int, max_in_flight: int, store_bytes: float
+) -> WindowBudget:
+    """Bound the readings between the meters and storage to ``STORE_SHARE`` of the home node's
+    object store (``store_bytes``), where every window's batches end up until they are stored:
+    shorter as-fast-as-possible windows first, then fewer in flight (at least one of a single
+    interval: a fleet too large for that is still run, its windows spilled by Ray)."""
+    budget = STORE_SHARE * store_bytes
+    interval_bytes = n_meters * READING_BYTES
+    fast = max(1, min(fast_window, int(budget // (2 * interval_bytes))))
+    fits = int(budget // (2 * fast * interval_bytes))
+    return WindowBudget(fast, max(1, min(max_in_flight, fits)))
+
+
+def home_store_bytes(node_id: str | None) -> float:
+    """The object store of node ``node_id`` (None: this node), bytes."""
+    from gtx_ray.placement import this_node_id
+
+    wanted = node_id or this_node_id()
+    for node in ray.nodes():
+        if node["NodeID"] == wanted:
+            return float(node["Resources"].get("object_store_memory", 0.0))
+    return float(ray.cluster_resources().get("object_store_memory", 0.0))
 
 
 @dataclass(frozen=True)
@@ -301,14 +337,26 @@ def start_simulation(
     campus, meters, groups = layout.campus, layout.meters, layout.groups
     start_s, end_s = layout.start_s, layout.end_s
     paced_window, fast_window = window_intervals(settings, max(len(g) for g in groups))
+    budget = window_budget(
+        len(meters), fast_window, settings.max_in_flight, home_store_bytes(settings.home_node)
+    )
+    paced_window = min(paced_window, budget.fast_window_intervals)
+    if budget != WindowBudget(fast_window, settings.max_in_flight):
+        log.info(
+            "windows of %d intervals, %d in flight: what is on its way to storage stays within "
+            "%.0f%% of the home node's object store",
+            budget.fast_window_intervals,
+            budget.max_in_flight,
+            100 * STORE_SHARE,
+        )
     plan = ClockPlan(
         start_s=start_s,
         interval_s=settings.interval_s,
         end_s=end_s,
         speed=settings.speed,
         window_intervals=paced_window,
-        fast_window_intervals=fast_window,
-        max_in_flight=settings.max_in_flight,
+        fast_window_intervals=budget.fast_window_intervals,
+        max_in_flight=budget.max_in_flight,
         rows_per_interval=len(meters),
         wall_anchor_s=wall_anchor_s(settings, start_s),
     )
@@ -325,6 +373,7 @@ def start_simulation(
             str(Path(settings.data_dir).resolve()),
             start_s,
             settings.interval_s,
+            queue_windows=budget.max_in_flight,
             influx=influx_config(settings),
             run_id=new_run_id(),  # fixed here: a restarted aggregator resumes the same run
             utc_offset_s=campus.site.utc_offset_s,

@@ -217,3 +217,23 @@ def test_home_node_is_chosen_by_id_prefix_or_refused_with_the_node_list(cluster)
     shared_address = ray.nodes()[0]["NodeManagerAddress"]  # three raylets, one machine
     with pytest.raises(ConfigError, match="several nodes"):
         resolve_home_node(shared_address)
+
+
+def test_windows_on_their_way_to_storage_never_spill_the_object_store(cluster, campus, tmp_path):
+    """As fast as possible, a month per window would be 150 MB for 200 meters, more than the
+    home node's 80 MB object store: the windows are cut to fit a quarter of it, and Ray neither
+    spills to disk nor falls back to allocating objects on the filesystem."""
+    from ray._private.internal_api import memory_summary
+
+    settings = _settings(tmp_path, duration_s=20 * 86_400, speed=None)
+    simulation = start_simulation(settings)
+    try:
+        final = _finish(simulation)
+    except BaseException:
+        simulation.stop()
+        simulation.finish()
+        raise
+    assert final["storage"]["rows_stored"] == 200 * 20 * 96
+    assert simulation.plan.fast_window_intervals < 20 * 96
+    summary = memory_summary(stats_only=True)  # without the bound: "Plasma filesystem mmap
+    assert "Spilled" not in summary and "filesystem mmap" not in summary, summary  # usage: ..."

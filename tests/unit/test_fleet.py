@@ -152,3 +152,18 @@ def test_without_batteries_removes_only_the_batteries(campus, campus_meters):
     for name in ("energy_consumed", "solar_generation", "price_thb_per_kwh"):
         assert day[0].column(name).equals(day[1].column(name)), name
     assert not day[0].column("energy_import_kwh").equals(day[1].column("energy_import_kwh"))
+
+
+def test_windows_on_their_way_to_storage_fit_a_quarter_of_the_home_object_store():
+    from gtx_ray.runtime import READING_BYTES, STORE_SHARE, window_budget
+
+    store = 80 * 2**20
+    roomy = window_budget(25, 2976, 4, 8 * 2**30)  # the campus: a month per window, 4 in flight
+    assert (roomy.fast_window_intervals, roomy.max_in_flight) == (2976, 4)
+    for meters in (200, 10_000, 100_000):
+        budget = window_budget(meters, 2976, 4, store)
+        held = 2 * budget.max_in_flight * budget.fast_window_intervals * meters * READING_BYTES
+        assert budget.max_in_flight >= 1 and budget.fast_window_intervals >= 1
+        assert held <= STORE_SHARE * store or budget.fast_window_intervals == 1
+    too_big = window_budget(1_000_000, 96, 4, store)  # one interval is more than the share
+    assert (too_big.fast_window_intervals, too_big.max_in_flight) == (1, 1)
