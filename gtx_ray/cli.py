@@ -134,6 +134,11 @@ def build_parser(prog: str = "gtx-ray") -> argparse.ArgumentParser:
         "server, whose --data-dir and --certs-dir are used (default: this machine's node)",
     )
     add("--max-in-flight", help="windows between the clock and storage (default 4)")
+    add(
+        "--aggregators",
+        help="storage actors on the home node, each storing a share of the meter groups in "
+        "window order (default 1; more when one cannot keep up)",
+    )
     add("--window", help="intervals per meter-actor call (default automatic)")
     add("--status-every", help="seconds between status lines (default 5)")
     add(
@@ -219,6 +224,8 @@ def settings_from(args: argparse.Namespace, env: dict[str, str], command: str) -
         fields["home_node"] = args.home_node.strip() or None
     if args.max_in_flight is not None:
         fields["max_in_flight"] = parse_int("--max-in-flight", args.max_in_flight, 1, 64)
+    if args.aggregators is not None:
+        fields["aggregators"] = parse_int("--aggregators", args.aggregators, 1, 64)
     if args.window is not None:
         fields["window_intervals"] = parse_int("--window", args.window, 1, 100_000)
     if args.status_every is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +146,20 @@ class Layout:
     meter_actor_names: list[str]
     start_s: int
     end_s: int | None
+    aggregator_names: tuple[str, ...] = (AGGREGATOR_NAME,)  # the first one leads
+    aggregator_of: tuple[int, ...] | None = None  # each group's aggregator; None: the first
 
     @property
     def actor_names(self) -> list[str]:
-        return [CLOCK_NAME, AGGREGATOR_NAME, *self.meter_actor_names]
+        return [CLOCK_NAME, *self.aggregator_names, *self.meter_actor_names]
+
+
+def share_groups(n_groups: int, n_aggregators: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Names of the aggregators (at most one per group) and each group's aggregator: contiguous
+    shares as equal as they can be, so meter order is aggregator order."""
+    count = max(1, min(n_aggregators, n_groups))
+    names = (AGGREGATOR_NAME, *(f"{AGGREGATOR_NAME}-{k}" for k in range(1, count)))
+    return names, tuple(g * count // n_groups for g in range(n_groups))
 
 
 @dataclass
@@ -165,6 +175,7 @@ class Simulation:
     aggregator: Any
     clock: Any
     layout: Layout | None = None
+    aggregators: list = field(default_factory=list)  # every aggregator, the leader first
     run_ref: Any = None
 
     @property
@@ -220,7 +231,7 @@ class Simulation:
 
     def release(self) -> None:
         """End the simulation's actors (after ``finish``)."""
-        for actor in [self.clock, self.aggregator, *self.meter_actors]:
+        for actor in [self.clock, *(self.aggregators or [self.aggregator]), *self.meter_actors]:
             ray.kill(actor, no_restart=True)
         if self.layout is not None:  # Ray frees names asynchronously: let a next run reuse them
             _wait_names_free(self.layout.actor_names, self.settings.namespace)
@@ -289,7 +300,8 @@ def plan_layout(settings: Settings) -> Layout:
     end_s = None if settings.duration_s is None else start_s + settings.duration_s
     if end_s is not None and end_s - start_s < settings.interval_s:
         raise ConfigError(f"--duration must cover at least one interval ({settings.interval_s} s)")
-    layout = Layout(campus, meters, groups, names, start_s, end_s)
+    aggregator_names, aggregator_of = share_groups(len(groups), settings.aggregators)
+    layout = Layout(campus, meters, groups, names, start_s, end_s, aggregator_names, aggregator_of)
     _check_names_free(layout.actor_names, settings.namespace)
     return layout
 
@@ -367,18 +379,26 @@ def start_simulation(
     created: list = []  # a failure half way (e.g. a name taken meanwhile) leaves no actors
     try:
         home = on_node(settings.home_node)  # DATA_DIR is that node's (see placement)
-        aggregator = AggregatorActor.options(
-            name=AGGREGATOR_NAME, namespace=settings.namespace, **home
-        ).remote(
-            str(Path(settings.data_dir).resolve()),
-            start_s,
-            settings.interval_s,
-            queue_windows=budget.max_in_flight,
-            influx=influx_config(settings),
-            run_id=new_run_id(),  # fixed here: a restarted aggregator resumes the same run
-            utc_offset_s=campus.site.utc_offset_s,
-        )
-        created.append(aggregator)
+        run_id = new_run_id()  # fixed here: a restarted aggregator resumes the same run
+        aggregators = []
+        names = layout.aggregator_names
+        for k, name in enumerate(names):
+            aggregators.append(
+                AggregatorActor.options(name=name, namespace=settings.namespace, **home).remote(
+                    str(Path(settings.data_dir).resolve()),
+                    start_s,
+                    settings.interval_s,
+                    queue_windows=budget.max_in_flight,
+                    influx=influx_config(settings),
+                    run_id=run_id if k == 0 else f"{run_id}a{k}",  # own parts and checkpoint
+                    utc_offset_s=campus.site.utc_offset_s,
+                    peers=names[1:] if k == 0 else (),
+                    namespace=settings.namespace,
+                    index=k,
+                )
+            )
+            created.append(aggregators[-1])
+        aggregator = aggregators[0]
         meter_actors = []
         for g, name in zip(groups, layout.meter_actor_names, strict=True):
             meter_actors.append(
@@ -399,14 +419,18 @@ def start_simulation(
             )
             created.append(meter_actors[-1])
         clock = ClockActor.options(name=CLOCK_NAME, namespace=settings.namespace, **home).remote(
-            plan, layout.meter_actor_names, AGGREGATOR_NAME, settings.namespace
+            plan,
+            layout.meter_actor_names,
+            list(layout.aggregator_names),
+            settings.namespace,
+            list(layout.aggregator_of) if layout.aggregator_of else None,
         )  # last: the REST API takes the clock's existence to mean all actors exist
     except BaseException:
         for actor in created:
             ray.kill(actor, no_restart=True)
         raise
     simulation = Simulation(
-        settings, campus, meters, groups, plan, meter_actors, aggregator, clock, layout
+        settings, campus, meters, groups, plan, meter_actors, aggregator, clock, layout, aggregators
     )
     simulation.run_ref = clock.run.remote()
     log.info(

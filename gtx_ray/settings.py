@@ -75,6 +75,7 @@ class Settings:
     namespace: str = "gtx_ray"
     home_node: str | None = None  # node of the clock, storage, REST and 2030.5; None: the driver's
     max_in_flight: int = 4
+    aggregators: int = 1  # storage actors, each for a share of the meter groups
     window_intervals: int | None = None  # None: automatic
     status_every_s: float = 5.0
     drain_timeout_s: float = 120.0  # a bounded run's wait at its end for spooled readings

@@ -6,6 +6,11 @@ is full it waits, and so does the clock that awaits it (backpressure). A window 
 (a retried call) is ignored, one that overlaps what is stored (a clock resuming from a checkpoint)
 is trimmed to the new intervals, and one that arrives early waits for its predecessors.
 
+Several aggregators can share a fleet, each storing the windows of its own meter groups (its
+own Parquet parts and checkpoint): the clock sends each its groups' batches. The first one, named
+``aggregator``, leads: its ``status``, ``latest``, ``snapshot``, ``drain`` and ``close`` cover
+every aggregator (``merge_status``), so the REST API and the driver see one fleet.
+
 The actor survives its own death: Ray restarts it (same arguments) and retries the calls in
 flight. It finds where the run's storage stands from the run's checkpoint and, for Parquet, from
 the run's own parts (the truth), so every (meter, interval) is stored exactly once. InfluxDB
@@ -32,23 +37,34 @@ from gtx_ray.actors.day_tally import DayTally
 from gtx_ray.readings import READING_SCHEMA
 from gtx_ray.storage import ReadingSink
 from gtx_ray.storage.checkpoint import CHECKPOINT_EVERY_S, Checkpoint, CheckpointStore
-from gtx_ray.storage.parquet import ParquetSink, new_run_id
+from gtx_ray.storage.parquet import ParquetSink, journal_name, new_run_id
 
 log = logging.getLogger(__name__)
 
 
 def make_sink(
-    data_dir: str, influx: Any, parquet_rows_per_file: int, run_id: str | None = None
+    data_dir: str,
+    influx: Any,
+    parquet_rows_per_file: int,
+    run_id: str | None = None,
+    index: int = 0,
 ) -> ReadingSink:
     """InfluxDB (spooling to ``DATA_DIR/spool`` while it cannot write) when configured, else
-    Parquet parts under ``DATA_DIR/readings``."""
+    Parquet parts under ``DATA_DIR/readings``. ``index``: which of several aggregators this
+    sink serves (its own journal, and its own ``spool-<index>``)."""
     if influx is None:
-        return ParquetSink(Path(data_dir), rows_per_file=parquet_rows_per_file, run_id=run_id)
+        return ParquetSink(
+            Path(data_dir),
+            rows_per_file=parquet_rows_per_file,
+            run_id=run_id,
+            journal=journal_name(index),
+        )
     from dataclasses import replace
 
     from gtx_ray.storage.influx import InfluxSink
 
-    return InfluxSink(replace(influx, spool_dir=Path(data_dir) / "spool"))
+    spool = "spool" if index == 0 else f"spool-{index}"
+    return InfluxSink(replace(influx, spool_dir=Path(data_dir) / spool))
 
 
 @dataclass
@@ -73,6 +89,51 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+SUMMED = (
+    "rows_received",
+    "rows_stored",
+    "rows_spooled",
+    "rows_delivered",
+    "queue_depth",
+    "duplicates_ignored",
+    "rows_trimmed",
+)
+
+
+def merge_status(statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """The storage status of several aggregators as one fleet's: counts summed, progress the
+    slowest one's (every meter is stored up to ``stored_until_s``), today's totals of the
+    earliest day any of them is on, every sink listed."""
+    if len(statuses) == 1:
+        return statuses[0]
+    merged = dict(statuses[0])
+    for key in SUMMED:
+        merged[key] = sum(status[key] for status in statuses)
+    for key in ("windows_stored", "stored_until_s"):
+        merged[key] = min(status[key] for status in statuses)
+    latest = [status["latest_interval_s"] for status in statuses]
+    merged["latest_interval_s"] = None if None in latest else min(latest)
+    merged["today"] = merge_days([status["today"] for status in statuses])
+    merged["recovered"] = any(status["recovered"] for status in statuses)
+    merged["last_error"] = next((s["last_error"] for s in statuses if s["last_error"]), None)
+    merged["sinks"] = [sink for status in statuses for sink in status["sinks"]]
+    merged["time"] = max(status["time"] for status in statuses)
+    merged["aggregators"] = len(statuses)
+    return merged
+
+
+def merge_days(days: list[dict | None]) -> dict | None:
+    """``DayTally.to_dict`` of several aggregators: the totals of the earliest date (one that is
+    a window ahead has started the next day; it adds to that day once the others get there)."""
+    known = [day for day in days if day is not None]
+    if not known:
+        return None
+    date = min(day["date"] for day in known)
+    same = [day for day in known if day["date"] == date]
+    total = {key: round(sum(day[key] for day in same), 3) for key in same[0] if key != "date"}
+    return {"date": date, **total}
+
+
 def trim_before(batch: pa.RecordBatch, start_s: int) -> pa.RecordBatch:
     """The rows of ``batch`` at or after ``start_s`` (UTC epoch s)."""
     cutoff = pa.scalar(start_s, pa.timestamp("s", tz="UTC"))
@@ -93,10 +154,15 @@ class AggregatorActor:
         influx: Any = None,
         run_id: str | None = None,
         utc_offset_s: int = 0,
+        peers: tuple[str, ...] = (),
+        namespace: str | None = None,
+        index: int = 0,
     ):
+        """``index``: this aggregator's place among several (0 leads, with ``peers`` the names
+        of the others)."""
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         run_id = run_id or new_run_id()
-        sink = make_sink(data_dir, influx, parquet_rows_per_file, run_id)
+        sink = make_sink(data_dir, influx, parquet_rows_per_file, run_id, index)
         self._sinks: list[ReadingSink] = [sink]
         self._interval_s = interval_s
         self._checkpoints = CheckpointStore(data_dir, run_id)
@@ -117,6 +183,9 @@ class AggregatorActor:
         self.recovered = self.stored_until_s > start_s
         self.last_error: str | None = None
         self._closed = False
+        self._peer_names = tuple(peers)  # the other aggregators, when this one leads
+        self._namespace = namespace
+        self._peers: list | None = None
         self._failed: BaseException | None = None
         self._writer: asyncio.Task | None = None
         self._batches_metric = metrics.Counter(
@@ -289,13 +358,31 @@ class AggregatorActor:
         self._checkpoint = replace(self._checkpoint, clock=clock)
         await asyncio.to_thread(self._checkpoints.save, self._checkpoint)
 
-    async def latest(self) -> pa.Table:
-        """The newest reading of every meter (one row per meter)."""
-        if not self._latest:
-            return READING_SCHEMA.empty_table()
-        return pa.Table.from_batches(
-            [self._latest[g] for g in sorted(self._latest)], schema=READING_SCHEMA
+    def _peer_handles(self) -> list:
+        if self._peers is None:
+            self._peers = [
+                ray.get_actor(name, namespace=self._namespace) for name in self._peer_names
+            ]
+        return self._peers
+
+    async def _from_peers(self, method: str, *args: Any) -> list:
+        """``method`` of every other aggregator (none unless this one leads)."""
+        calls = [getattr(peer, method).remote(*args) for peer in self._peer_handles()]
+        return list(await asyncio.gather(*calls))
+
+    async def latest(self, own_only: bool = False) -> pa.Table:
+        """The newest reading of every meter (one row per meter); ``own_only``: of this
+        aggregator's meter groups only."""
+        own = (
+            pa.Table.from_batches(
+                [self._latest[g] for g in sorted(self._latest)], schema=READING_SCHEMA
+            )
+            if self._latest
+            else READING_SCHEMA.empty_table()
         )
+        if own_only or not self._peer_names:
+            return own
+        return pa.concat_tables([own, *await self._from_peers("latest", True)])
 
     async def snapshot(
         self, known_interval_s: int | None = None
@@ -303,13 +390,21 @@ class AggregatorActor:
         """The latest reading of every meter and the storage status, in one call (REST API).
         The table is None when the caller already holds the readings of ``known_interval_s``
         (the ``latest_interval_s`` of an earlier status), so polling costs no table transfer."""
-        unchanged = known_interval_s is not None and known_interval_s == self._latest_start_s
-        return (None if unchanged else await self.latest()), await self.status()
+        status = await self.status()
+        unchanged = known_interval_s is not None and known_interval_s == status["latest_interval_s"]
+        return (None if unchanged else await self.latest()), status
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self, own_only: bool = False) -> dict[str, Any]:
         """Counts in readings: ``rows_stored`` are kept safely (in the database, Parquet or the
         spool); of those, ``rows_spooled`` wait in the spool for the database and
-        ``rows_delivered`` are in the database or Parquet."""
+        ``rows_delivered`` are in the database or Parquet. Every aggregator's, merged, unless
+        ``own_only``."""
+        own = self._own_status()
+        if own_only or not self._peer_names:
+            return own
+        return merge_status([own, *await self._from_peers("status", True)])
+
+    def _own_status(self) -> dict[str, Any]:
         sinks = [sink.status() for sink in self._sinks]
         spooled = sum(sink.get("rows_pending", 0) for sink in sinks)
         return {
@@ -339,10 +434,12 @@ class AggregatorActor:
         for sink in self._sinks:
             if hasattr(sink, "drain"):
                 waiting += await asyncio.to_thread(sink.drain, timeout_s)
-        return waiting
+        return waiting + sum(await self._from_peers("drain", timeout_s))
 
     async def close(self) -> dict[str, Any]:
-        """Store everything queued, close the sinks and report the final counts."""
+        """Store everything queued, close the sinks and report the final counts (every
+        aggregator's, when this one leads)."""
+        await self._from_peers("close")
         if not self._closed:
             self._closed = True
             if self._writer is not None:

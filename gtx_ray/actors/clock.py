@@ -80,13 +80,26 @@ class ClockActor:
     """See the module docstring."""
 
     def __init__(
-        self, plan: ClockPlan, meter_actor_names: list[str], aggregator_name: str, namespace: str
+        self,
+        plan: ClockPlan,
+        meter_actor_names: list[str],
+        aggregator_names: list[str],
+        namespace: str,
+        aggregator_of: list[int] | None = None,
     ):
+        """``aggregator_of``: the index in ``aggregator_names`` of each meter group's aggregator
+        (None: the first one stores every group)."""
         # Names, not handles: the arguments stay small and inline, so Ray can restart this actor
         # without depending on objects its creator holds.
         self._plan = plan
         self._meters = [ray.get_actor(name, namespace=namespace) for name in meter_actor_names]
-        self._aggregator = ray.get_actor(aggregator_name, namespace=namespace)
+        self._aggregators = [ray.get_actor(name, namespace=namespace) for name in aggregator_names]
+        owner = aggregator_of or [0] * len(self._meters)
+        self._groups_of = [
+            [g for g, a in enumerate(owner) if a == k] for k in range(len(self._aggregators))
+        ]
+        # where each aggregator's groups stand: after a resume some may be ahead of the clock
+        self._aggregator_next_s = [plan.start_s] * len(self._aggregators)
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()  # stop, resume or a new speed: wake a sleeping clock
         self._resumed = asyncio.Event()
@@ -147,30 +160,39 @@ class ClockActor:
         }
 
     def _remember_settings(self) -> None:
-        self._aggregator.remember_clock.remote(self._settings())  # no wait: a command is atomic
+        for aggregator in self._aggregators:  # no wait: a command is atomic
+            aggregator.remember_clock.remote(self._settings())
 
     async def _initial_states(self, restore_settings: bool = True) -> list:
         """The groups' states to start from: the run's checkpoint after a restart of this actor
         or a loss of the pipeline (with ``restore_settings``, the clock's settings restored with
         it), else the start of the run."""
         plan = self._plan
-        checkpoint = await self._aggregator.resume_point.remote()
-        if checkpoint.states is None or checkpoint.state_s is None:
-            self._next_start_s = plan.start_s
-            self._issued_intervals = self._stored_intervals = 0
-            return [actor.initial_state.remote(plan.start_s) for actor in self._meters]
-        if restore_settings:
-            self._restore_settings(checkpoint.clock)
-        self._next_start_s = checkpoint.state_s
+        checkpoints = await asyncio.gather(*[a.resume_point.remote() for a in self._aggregators])
+        states: list = [None] * len(self._meters)
+        for k, checkpoint in enumerate(checkpoints):
+            groups = self._groups_of[k]
+            if checkpoint.states is None or checkpoint.state_s is None:
+                self._aggregator_next_s[k] = plan.start_s
+                for g in groups:
+                    states[g] = self._meters[g].initial_state.remote(plan.start_s)
+                continue
+            self._aggregator_next_s[k] = checkpoint.state_s
+            for g, state in zip(groups, checkpoint.states, strict=True):
+                states[g] = ray.put(state)
+        self._next_start_s = min(self._aggregator_next_s)
         self._issued_intervals = self._stored_intervals = (
-            checkpoint.state_s - plan.start_s
+            self._next_start_s - plan.start_s
         ) // plan.interval_s
-        log.warning(
-            "clock resuming at %d from the run's checkpoint (stored up to %d)",
-            checkpoint.state_s,
-            checkpoint.stored_until_s,
-        )
-        return [ray.put(state) for state in checkpoint.states]
+        if any(checkpoint.states is not None for checkpoint in checkpoints):
+            if restore_settings:
+                self._restore_settings(checkpoints[0].clock)
+            log.warning(
+                "clock resuming at %d from the run's checkpoint (stored up to %d)",
+                self._next_start_s,
+                min(checkpoint.stored_until_s for checkpoint in checkpoints),
+            )
+        return states
 
     def _restore_settings(self, settings: dict[str, Any]) -> None:
         self._speed = settings.get("speed", self._speed)
@@ -232,8 +254,9 @@ class ClockActor:
         except Exception as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("the clock stopped on an error")
-            for ack, _, _ in pending:
-                ray.cancel(ack, force=False)
+            for acks, _, _ in pending:
+                for ack in acks:
+                    ray.cancel(ack, force=False)
             raise
         finally:
             self._running = False
@@ -274,15 +297,9 @@ class ClockActor:
             n = min(due, self._window_limit())
             if remaining is not None:
                 n = min(n, remaining)
-            batches = []
-            for g, actor in enumerate(self._meters):
-                batch, states[g] = actor.step.remote(states[g], n)
-                batches.append(batch)
             window_end = self._next_start_s + n * plan.interval_s
-            ack = self._aggregator.ingest.remote(
-                self._next_start_s, n, *batches, states=[list(states)], clock=self._settings()
-            )
-            pending.append((ack, n, window_end))
+            acks = self._issue(states, window_end)
+            pending.append((acks, n, window_end))
             self._next_start_s = window_end
             self._issued_intervals += n
             self._set_in_flight(len(pending))
@@ -292,6 +309,29 @@ class ClockActor:
                 self._set_in_flight(len(pending))
         await self._drain(pending)
 
+    def _issue(self, states: list, window_end: int) -> list:
+        """Step every group up to ``window_end`` and hand each aggregator its groups' batches;
+        returns the aggregators' acknowledgements. A group whose aggregator stored beyond the
+        window's start (after a resume) steps from where it stands."""
+        interval = self._plan.interval_s
+        settings = self._settings()
+        acks = []
+        for k, aggregator in enumerate(self._aggregators):
+            start = max(self._next_start_s, self._aggregator_next_s[k])
+            n = (window_end - start) // interval
+            if n <= 0:
+                continue
+            batches = []
+            for g in self._groups_of[k]:
+                batch, states[g] = self._meters[g].step.remote(states[g], n)
+                batches.append(batch)
+            own_states = [states[g] for g in self._groups_of[k]]
+            acks.append(
+                aggregator.ingest.remote(start, n, *batches, states=[own_states], clock=settings)
+            )
+            self._aggregator_next_s[k] = window_end
+        return acks
+
     async def _drain(self, pending: collections.deque) -> None:
         while pending:
             await self._complete(pending[0])  # popped once stored: a loss leaves it counted
@@ -299,8 +339,8 @@ class ClockActor:
             self._set_in_flight(len(pending))
 
     async def _complete(self, item: tuple) -> None:
-        ack, n, window_end = item
-        rows = await ack
+        acks, n, window_end = item
+        rows = sum(await asyncio.gather(*acks))
         self._stored_intervals += n
         if rows > 0:  # 0 for a window that was stored before a restart
             self._readings_metric.inc(rows)

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from gtx_ray.readings import READING_SCHEMA
-from gtx_ray.storage.parquet import JOURNAL_NAME, read_journal, readings_dir
+from gtx_ray.storage.parquet import journals_in, read_journal, readings_dir
 
 TOTAL_FIELDS: tuple[tuple[str, str], ...] = (
     ("energy_consumed", "consumption_kw"),
@@ -50,8 +50,7 @@ def stored_readings(
     if parts:
         dataset = ds.dataset([str(p) for p in parts], schema=READING_SCHEMA, format="parquet")
         tables.append(dataset.to_table(filter=condition))
-    journal = directory / JOURNAL_NAME
-    if journal.exists():
+    for journal in journals_in(directory):
         batches = read_journal(journal)
         if batches:
             recent = pa.Table.from_batches(batches, schema=READING_SCHEMA)

@@ -46,7 +46,13 @@ import urllib3
 
 from gtx_ray.errors import ConfigError
 from gtx_ray.storage.line_protocol import Chunk, LineProtocolError, check_batch, iter_chunks
-from gtx_ray.storage.parquet import JOURNAL_NAME, ParquetSink, read_journal, readings_dir
+from gtx_ray.storage.parquet import (
+    JOURNAL_NAME,
+    ParquetSink,
+    journals_in,
+    read_journal,
+    readings_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -913,21 +919,18 @@ def _data_dir_sources(data_dir: Path) -> list[Path]:
     directory = readings_dir(data_dir)
     if not directory.is_dir():
         raise ConfigError(f"{data_dir}: no readings directory ({directory} does not exist)")
-    sources = sorted(directory.glob("part-*.parquet"))
-    if (directory / JOURNAL_NAME).exists():
-        sources.append(directory / JOURNAL_NAME)
-    return sources
+    return sorted(directory.glob("part-*.parquet")) + journals_in(directory)
 
 
 def _batches_of(source: Path, rows_per_batch: int) -> Iterator[pa.RecordBatch]:
-    if source.name == JOURNAL_NAME:
+    if source.suffix == ".arrows":  # a journal
         yield from read_journal(source)
     else:
         yield from pq.ParquetFile(source).iter_batches(batch_size=rows_per_batch)
 
 
 def _rows_in(source: Path) -> int:
-    if source.name == JOURNAL_NAME:
+    if source.suffix == ".arrows":  # a journal
         return sum(b.num_rows for b in read_journal(source))
     return pq.ParquetFile(source).metadata.num_rows
 

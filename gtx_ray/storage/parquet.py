@@ -27,7 +27,19 @@ from gtx_ray.readings import READING_SCHEMA
 
 log = logging.getLogger(__name__)
 
-JOURNAL_NAME = "_journal.arrows"
+JOURNAL_NAME = "_journal.arrows"  # the sink's own; the k-th of several: _journal-k.arrows
+
+
+def journal_name(index: int = 0) -> str:
+    """The journal of the ``index``-th sink writing one readings directory (one per aggregator)."""
+    return JOURNAL_NAME if index == 0 else f"_journal-{index}.arrows"
+
+
+def journals_in(directory: Path) -> list[Path]:
+    """Every sink's journal in a readings directory."""
+    return sorted(directory.glob("_journal*.arrows")) if directory.is_dir() else []
+
+
 _PART_KEY = b"part"  # journal schema metadata: the part file the journal is rolled into
 _WINDOW_END_KEY = b"window_end"  # batch metadata: the last batch of a window
 _WINDOW_END = {_WINDOW_END_KEY: b"1"}
@@ -93,8 +105,7 @@ def read_readings(data_dir: str | Path) -> pa.Table:
     directory = readings_dir(data_dir)
     parts = sorted(directory.glob("part-*.parquet"))
     tables = [pq.read_table(p, schema=READING_SCHEMA) for p in parts]
-    journal = directory / JOURNAL_NAME
-    if journal.exists():
+    for journal in journals_in(directory):
         batches = read_journal(journal)
         if batches:
             tables.append(pa.Table.from_batches(batches, schema=READING_SCHEMA))
@@ -114,13 +125,14 @@ class ParquetSink:
         rows_per_file: int = 1_000_000,
         max_age_s: float = 3600.0,
         run_id: str | None = None,
+        journal: str = JOURNAL_NAME,
     ):
         self.directory = readings_dir(data_dir)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.rows_per_file = rows_per_file
         self.max_age_s = max_age_s
         self._run = run_id or new_run_id()
-        self._journal_path = self.directory / JOURNAL_NAME
+        self._journal_path = self.directory / journal
         self._journal: pa.ipc.RecordBatchStreamWriter | None = None
         self._journal_file: Any = None
         self._journal_part = ""  # the part the open journal becomes

@@ -205,17 +205,23 @@ def _kill_mid_run(simulation, actor_of, times: int = 2) -> None:
         assert new_pid != pid, "the killed actor was not restarted"
 
 
-@pytest.mark.parametrize("victim", ["aggregator", "clock"])
+@pytest.mark.parametrize(
+    ("victim", "aggregators"),
+    [("aggregator", 1), ("clock", 1), ("aggregator-2", 3), ("clock", 3)],
+)
 def test_sigkilled_clock_or_aggregator_store_every_interval_once(
-    ray_runtime, campus, tmp_path, victim
+    ray_runtime, campus, tmp_path, victim, aggregators
 ):
-    """SIGKILL the aggregator (or the clock) twice mid-run: Ray restarts it, it resumes from the
-    run's checkpoint and Parquet parts, and the stored readings equal a run without faults."""
+    """SIGKILL an aggregator (or the clock) twice mid-run: Ray restarts it, it resumes from the
+    run's checkpoint and Parquet parts, and the stored readings equal a run without faults.
+    With 3 aggregators each checkpoints on its own, so a restarted clock finds their meter
+    groups at different times and steps each from where its aggregator stands."""
     days = 4
     settings = _settings(
         tmp_path,
         meters=200,
-        meters_per_actor=100,
+        meters_per_actor=25 if aggregators > 1 else 100,
+        aggregators=aggregators,
         seed=5,
         duration_s=days * 86_400,
         speed=days * 86_400 / 30.0,
@@ -224,8 +230,14 @@ def test_sigkilled_clock_or_aggregator_store_every_interval_once(
     )
     simulation = start_simulation(settings)
     try:
-        _kill_mid_run(simulation, lambda s: getattr(s, victim))
-        final = _finish(simulation)
+        assert len(simulation.aggregators) == aggregators
+        actor_of = {"clock": lambda s: s.clock, "aggregator": lambda s: s.aggregators[0]}
+        _kill_mid_run(simulation, actor_of.get(victim, lambda s: s.aggregators[-1]))
+        deadline = time.monotonic() + 300
+        while not simulation.wait(timeout_s=1.0):
+            assert time.monotonic() < deadline, "simulation did not finish in time"
+        latest = ray.get(simulation.aggregator.latest.remote(), timeout=60)
+        final = simulation.finish()
     except SimulationFailed as exc:
         pytest.fail(f"the run failed: {exc.cause}")
     except BaseException:
@@ -233,6 +245,9 @@ def test_sigkilled_clock_or_aggregator_store_every_interval_once(
         simulation.finish()
         raise
     assert final["storage"]["stored_until_s"] == JAN_1_2025_BANGKOK + days * 86_400
+    assert final["storage"]["rows_stored"] == 200 * days * 96
+    assert final["storage"].get("aggregators", 1) == aggregators
+    assert latest.num_rows == 200  # the leader's view covers every aggregator's meters
     stored = _sorted(read_readings(settings.data_dir))
     fleet = generate_fleet(campus, 200, seed=5)
     expected, _ = run(MeterModel(fleet, campus, 5, 900), JAN_1_2025_BANGKOK, days * 96, 96)

@@ -167,3 +167,50 @@ def test_windows_on_their_way_to_storage_fit_a_quarter_of_the_home_object_store(
         assert held <= STORE_SHARE * store or budget.fast_window_intervals == 1
     too_big = window_budget(1_000_000, 96, 4, store)  # one interval is more than the share
     assert (too_big.fast_window_intervals, too_big.max_in_flight) == (1, 1)
+
+
+def test_groups_are_shared_among_aggregators_in_contiguous_shares():
+    from gtx_ray.runtime import share_groups
+
+    names, owner = share_groups(10, 3)
+    assert names == ("aggregator", "aggregator-1", "aggregator-2")
+    assert owner == (0, 0, 0, 0, 1, 1, 1, 2, 2, 2)
+    assert share_groups(2, 5) == (("aggregator", "aggregator-1"), (0, 1))  # one per group at most
+    assert share_groups(4, 1) == (("aggregator",), (0, 0, 0, 0))
+
+
+def test_merged_storage_status_counts_every_aggregator_and_waits_for_the_slowest():
+    from gtx_ray.actors.aggregator import merge_status
+
+    def status(rows, until, day, kwh, error=None):
+        today = {"date": day, "import_kwh": kwh, "net_cost_thb": kwh * 4} if day else None
+        return {
+            "rows_received": rows,
+            "rows_stored": rows,
+            "rows_spooled": 0,
+            "rows_delivered": rows,
+            "queue_depth": 1,
+            "duplicates_ignored": 0,
+            "rows_trimmed": 0,
+            "windows_stored": until // 900,
+            "stored_until_s": until,
+            "latest_interval_s": until - 900,
+            "today": today,
+            "recovered": False,
+            "last_error": error,
+            "sinks": [{"sink": "parquet", "rows_written": rows}],
+            "time": 1.0,
+        }
+
+    merged = merge_status(
+        [
+            status(100, 9000, "2025-01-01", 10.0),
+            status(50, 8100, "2025-01-01", 5.0, error="disk full"),
+            status(70, 9900, "2025-01-02", 1.0),  # a window ahead, on the next day already
+        ]
+    )
+    assert merged["rows_stored"] == 220 and merged["queue_depth"] == 3
+    assert merged["stored_until_s"] == 8100 and merged["latest_interval_s"] == 7200
+    assert merged["today"] == {"date": "2025-01-01", "import_kwh": 15.0, "net_cost_thb": 60.0}
+    assert merged["last_error"] == "disk full" and len(merged["sinks"]) == 3
+    assert merged["aggregators"] == 3
