@@ -907,10 +907,9 @@ def _replay(argv: list[str], prog: str) -> int:
     try:
         if (data_dir / "readings").is_dir():
             total += replay_data_dir(data_dir, config, progress=progress)
-        if (data_dir / "spool").is_dir():
-            from dataclasses import replace
-
-            sink = InfluxSink(replace(config, spool_dir=data_dir / "spool"))
+        # spool, and spool-<k> of the k-th of several aggregators
+        for spool in sorted(p for p in data_dir.glob("spool*") if p.is_dir()):
+            sink = InfluxSink(replace(config, spool_dir=spool))
             try:
                 waiting = sink.drain(timeout_s=600)
                 total += sink.status()["rows_replayed"]
@@ -920,7 +919,7 @@ def _replay(argv: list[str], prog: str) -> int:
                 log.error(
                     "%s readings are still spooled in %s: InfluxDB did not take them (%s)",
                     f"{waiting:,}",
-                    data_dir / "spool",
+                    spool,
                     sink.status()["last_error"],
                 )
                 return 1
