@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import shutil
 import time
-from dataclasses import replace
 
 import pyarrow as pa
 import pytest
@@ -29,11 +28,11 @@ from gtx_ray.placement import resolve_home_node, this_node_id
 from gtx_ray.runtime import start_simulation
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import read_readings
-from tests.conftest import CAMPUS_CONFIG, start_local_ray
+from tests.conftest import start_local_ray
+from tests.integration.runs import by_time, finish, run_settings, wait_stored_windows
 from tests.unit.helpers import run
 
 pytestmark = pytest.mark.ray
-JAN_1_2025_BANGKOK = 1_735_664_400
 NAMESPACE = "gtx_ray_cluster_tests"
 
 
@@ -58,36 +57,17 @@ def cluster():
 
 
 def _settings(tmp_path, **overrides) -> Settings:
-    base = Settings(
-        config_file=CAMPUS_CONFIG,
-        influxdb_enabled=False,
-        start_s=JAN_1_2025_BANGKOK,
-        interval_s=900,
-        speed=None,
-        duration_s=86_400,
-        data_dir=tmp_path / "data",
-        namespace=NAMESPACE,
-        meters=200,
-        meters_per_actor=25,  # 8 actors; a window of theirs is ~0.5 MB: the object store's
-        seed=11,
-        status_every_s=1.0,
-    )
-    return replace(base, **overrides)
+    # 8 actors of 25 meters: a window of theirs (~0.5 MB) is in the object store, not inline
+    fleet = {"meters": 200, "meters_per_actor": 25, "seed": 11}
+    return run_settings(tmp_path, NAMESPACE, **{**fleet, **overrides})
 
 
 def _nodes_of(actors) -> list[str]:
     return ray.get([actor.node_id.remote() for actor in actors], timeout=120)
 
 
-def _finish(simulation, timeout_s: float = 300.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while not simulation.wait(timeout_s=1.0):
-        assert time.monotonic() < deadline, "simulation did not finish in time"
-    return simulation.finish()
-
-
-def _sorted(table: pa.Table) -> pa.Table:
-    return table.sort_by([("timestamp", "ascending"), ("meter_id", "ascending")])
+_finish = finish
+_sorted = by_time
 
 
 def _single_node_readings(campus, settings: Settings, intervals: int) -> pa.Table:
@@ -137,13 +117,8 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_nothing(cluster, campus
         before = _nodes_of(simulation.meter_actors)
         on_victim = [i for i, node in enumerate(before) if node == victim.node_id]
         assert on_victim, "no meter actor on the worker to kill"
+        wait_stored_windows(simulation, 3)
         deadline = time.monotonic() + 120
-        while True:
-            status = simulation.status()
-            if status and status["storage"]["windows_stored"] >= 3:
-                break
-            assert time.monotonic() < deadline, "no windows stored before the kill"
-            time.sleep(0.2)
         nodes.remove_node(victim, allow_graceful=False)
         status = simulation.status(timeout_s=30)
         assert status["clock"]["intervals_done"] < days * 96, "the run ended before the kill"

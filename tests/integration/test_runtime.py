@@ -17,36 +17,22 @@ from gtx_ray.model.meters import MeterModel
 from gtx_ray.runtime import SimulationFailed, start_simulation, wall_anchor_s
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import read_readings
-from tests.conftest import CAMPUS_CONFIG
+from tests.integration.runs import (
+    JAN_1_2025_BANGKOK,
+    by_time,
+    finish,
+    run_settings,
+    wait_stored_windows,
+)
 from tests.unit.helpers import assert_physics, run
-
-JAN_1_2025_BANGKOK = 1_735_664_400
 
 
 def _settings(tmp_path, **overrides) -> Settings:
-    base = Settings(
-        config_file=CAMPUS_CONFIG,
-        influxdb_enabled=False,
-        start_s=JAN_1_2025_BANGKOK,
-        interval_s=900,
-        speed=None,
-        duration_s=86_400,
-        data_dir=tmp_path / "data",
-        namespace="gtx_ray_tests",
-        status_every_s=1.0,
-    )
-    return replace(base, **overrides)
+    return run_settings(tmp_path, **overrides)
 
 
-def _sorted(table: pa.Table) -> pa.Table:
-    return table.sort_by([("timestamp", "ascending"), ("meter_id", "ascending")])
-
-
-def _finish(simulation, timeout_s: float = 300.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while not simulation.wait(timeout_s=1.0):
-        assert time.monotonic() < deadline, "simulation did not finish in time"
-    return simulation.finish()
+_sorted = by_time
+_finish = finish
 
 
 def test_campus_day_on_25_meter_actors(ray_runtime, campus, campus_meters, tmp_path):
@@ -116,13 +102,7 @@ def test_killed_meter_actors_lose_and_duplicate_nothing(ray_runtime, campus, tmp
     )
     simulation = start_simulation(settings)
     try:
-        deadline = time.monotonic() + 120
-        while True:  # wait until some windows are stored, so the kills land mid-run
-            status = simulation.status()
-            if status and status["storage"]["windows_stored"] >= 3:
-                break
-            assert time.monotonic() < deadline, "no windows stored"
-            time.sleep(0.2)
+        wait_stored_windows(simulation, 3)  # so the kills land mid-run
         ray.kill(simulation.meter_actors[1], no_restart=False)
         pid = ray.get(simulation.meter_actors[2].pid.remote(), timeout=60)
         os.kill(pid, signal.SIGKILL)
@@ -270,13 +250,7 @@ def test_a_meter_actor_gone_for_good_ends_the_run_after_bounded_recoveries(ray_r
         max_in_flight=2,
     )
     simulation = start_simulation(settings)
-    deadline = time.monotonic() + 120
-    while True:
-        status = simulation.status()
-        if status and status["storage"]["windows_stored"] >= 2:
-            break
-        assert time.monotonic() < deadline, "no windows stored"
-        time.sleep(0.2)
+    wait_stored_windows(simulation, 2)
     ray.kill(simulation.meter_actors[1], no_restart=True)
     began = time.monotonic()
     while not (status := simulation.status()) or not status["clock"]["recoveries"]:
