@@ -53,6 +53,35 @@ def on_node(node_id: str | None) -> dict[str, Any]:
     return {"label_selector": {NODE_ID_LABEL: node_id or this_node_id()}}
 
 
+def meter_placements(n_groups: int) -> list[Any]:
+    """A scheduling strategy for each of ``n_groups`` meter groups: the alive nodes in turn,
+    each as often as its share of the cluster's CPUs (``turns_by_cpus``), so a fleet uses every
+    node's cores. The affinity is soft: when a node is lost, Ray re-creates its groups on the
+    others. (Ray's SPREAD alone left nodes empty for actors that ask for no CPU.)"""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    cpus = {n["NodeID"]: n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")}
+    turns = turns_by_cpus(cpus, n_groups)
+    if not turns:
+        return ["SPREAD"] * n_groups
+    return [NodeAffinitySchedulingStrategy(node, soft=True) for node in turns]
+
+
+def turns_by_cpus(cpus: dict[str, float], count: int) -> list[str]:
+    """``count`` picks of the nodes in ``cpus`` (node → CPUs), each picked as often as its share
+    of the CPUs and the picks interleaved; a node without CPUs (a head started with
+    ``--num-cpus 0`` to keep it for the clock and storage) is never picked. Empty when no node
+    has a CPU."""
+    nodes = [node for node, count in cpus.items() if count > 0]
+    placed = dict.fromkeys(nodes, 0)
+    turns = []
+    for _ in range(count if nodes else 0):
+        node = min(nodes, key=lambda n: (placed[n] + 1) / cpus[n])  # furthest below its share
+        placed[node] += 1
+        turns.append(node)
+    return turns
+
+
 def node_address(node_id: str) -> str:
     """The address of node ``node_id`` (where its listening ports are)."""
     for node in ray.nodes():

@@ -19,7 +19,7 @@ from gtx_ray.actors.meter import ClientPlan, MeterActor
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
 from gtx_ray.model.inputs import ModelInputs
-from gtx_ray.placement import on_node
+from gtx_ray.placement import meter_placements, on_node
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import new_run_id
 
@@ -400,10 +400,11 @@ def start_simulation(
             created.append(aggregators[-1])
         aggregator = aggregators[0]
         meter_actors = []
-        for g, name in zip(groups, layout.meter_actor_names, strict=True):
+        placements = meter_placements(len(groups))
+        for g, name, placement in zip(groups, layout.meter_actor_names, placements, strict=True):
             meter_actors.append(
                 MeterActor.options(
-                    name=name, namespace=settings.namespace, scheduling_strategy="SPREAD"
+                    name=name, namespace=settings.namespace, scheduling_strategy=placement
                 ).remote(
                     campus,
                     settings.meters,

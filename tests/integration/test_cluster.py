@@ -112,11 +112,12 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_nothing(cluster, campus
         max_in_flight=2,
     )
     simulation = start_simulation(settings)
-    victim = workers[0]
+    before = _nodes_of(simulation.meter_actors)
+    k = max(range(len(workers)), key=lambda w: before.count(workers[w].node_id))
+    victim, survivor = workers[k], workers[1 - k]  # the worker holding most meter actors
     try:
-        before = _nodes_of(simulation.meter_actors)
         on_victim = [i for i, node in enumerate(before) if node == victim.node_id]
-        assert on_victim, "no meter actor on the worker to kill"
+        assert on_victim, f"no meter actor on a worker to kill: {before}"
         wait_stored_windows(simulation, 3)
         deadline = time.monotonic() + 120
         nodes.remove_node(victim, allow_graceful=False)
@@ -134,9 +135,13 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_nothing(cluster, campus
     finally:
         if victim in nodes.worker_nodes:
             nodes.remove_node(victim, allow_graceful=False)
-        workers[0] = nodes.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+        workers[k] = nodes.add_node(num_cpus=1, object_store_memory=80 * 2**20)
         nodes.wait_for_nodes()
-    assert set(after) <= {this_node_id(), workers[1].node_id}
+        deadline = time.monotonic() + 60
+        while ray.available_resources().get("CPU", 0) < 3:  # the new node reports its CPU
+            assert time.monotonic() < deadline, "the replacement worker never offered its CPU"
+            time.sleep(0.2)
+    assert set(after) <= {this_node_id(), survivor.node_id}
     assert final["clock"]["finished"] and final["clock"]["error"] is None
     assert final["storage"]["rows_stored"] == 200 * days * 96
     stored = _sorted(read_readings(settings.data_dir))
@@ -165,7 +170,9 @@ def test_meters_on_other_nodes_need_no_shared_certificates_dir(cluster, campus, 
     simulation = start_simulation(settings, clients=plan)
     try:
         shutil.rmtree(certs / "devices")  # read by the driver already; gone for the actors
-        assert len(set(_nodes_of(simulation.meter_actors))) == 3
+        # meters off the home node (after the node loss above, Ray's soft placement may not
+        # use all three nodes)
+        assert len(set(_nodes_of(simulation.meter_actors)) - {this_node_id()}) >= 1
         deadline = time.monotonic() + 120
         while True:
             service = status_ieee2030_5(handles)

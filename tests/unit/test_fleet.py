@@ -214,3 +214,13 @@ def test_merged_storage_status_counts_every_aggregator_and_waits_for_the_slowest
     assert merged["today"] == {"date": "2025-01-01", "import_kwh": 15.0, "net_cost_thb": 60.0}
     assert merged["last_error"] == "disk full" and len(merged["sinks"]) == 3
     assert merged["aggregators"] == 3
+
+
+def test_meter_groups_take_turns_over_the_nodes_by_their_cpus():
+    from gtx_ray.placement import turns_by_cpus
+
+    turns = turns_by_cpus({"head": 0.0, "big": 4.0, "small": 2.0}, 12)
+    assert turns.count("big") == 8 and turns.count("small") == 4 and "head" not in turns
+    assert set(turns[:3]) == {"big", "small"}  # interleaved, not one node after the other
+    assert set(turns_by_cpus({"a": 1.0, "b": 1.0, "c": 1.0}, 3)) == {"a", "b", "c"}
+    assert turns_by_cpus({"head": 0.0}, 5) == []
