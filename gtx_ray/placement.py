@@ -53,18 +53,23 @@ def on_node(node_id: str | None) -> dict[str, Any]:
     return {"label_selector": {NODE_ID_LABEL: node_id or this_node_id()}}
 
 
-def meter_placements(n_groups: int) -> list[Any]:
-    """A scheduling strategy for each of ``n_groups`` meter groups: the alive nodes in turn,
-    each as often as its share of the cluster's CPUs (``turns_by_cpus``), so a fleet uses every
-    node's cores. The affinity is soft: when a node is lost, Ray re-creates its groups on the
-    others. (Ray's SPREAD alone left nodes empty for actors that ask for no CPU.)"""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
+def meter_placements(n_groups: int) -> list[dict[str, Any]]:
+    """Actor options for each of ``n_groups`` meter groups: the alive nodes in turn, each as
+    often as its share of the cluster's CPUs (``turns_by_cpus``), so a fleet uses every node's
+    cores. A group asks for its node by label, with any other node as the fallback: when its
+    node is lost, Ray re-creates it on another. (Ray's SPREAD, and a soft node affinity, often
+    left nodes empty for actors that ask for no CPU.)"""
     cpus = {n["NodeID"]: n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")}
     turns = turns_by_cpus(cpus, n_groups)
     if not turns:
-        return ["SPREAD"] * n_groups
-    return [NodeAffinitySchedulingStrategy(node, soft=True) for node in turns]
+        return [{"scheduling_strategy": "SPREAD"}] * n_groups
+    return [
+        {
+            "label_selector": {NODE_ID_LABEL: node},
+            "fallback_strategy": [{"label_selector": {NODE_ID_LABEL: f"!{node}"}}],
+        }
+        for node in turns
+    ]
 
 
 def turns_by_cpus(cpus: dict[str, float], count: int) -> list[str]:

@@ -403,9 +403,7 @@ def start_simulation(
         placements = meter_placements(len(groups))
         for g, name, placement in zip(groups, layout.meter_actor_names, placements, strict=True):
             meter_actors.append(
-                MeterActor.options(
-                    name=name, namespace=settings.namespace, scheduling_strategy=placement
-                ).remote(
+                MeterActor.options(name=name, namespace=settings.namespace, **placement).remote(
                     campus,
                     settings.meters,
                     settings.seed,

@@ -170,9 +170,7 @@ def test_meters_on_other_nodes_need_no_shared_certificates_dir(cluster, campus, 
     simulation = start_simulation(settings, clients=plan)
     try:
         shutil.rmtree(certs / "devices")  # read by the driver already; gone for the actors
-        # meters off the home node (after the node loss above, Ray's soft placement may not
-        # use all three nodes)
-        assert len(set(_nodes_of(simulation.meter_actors)) - {this_node_id()}) >= 1
+        assert len(set(_nodes_of(simulation.meter_actors))) == 3  # 2 groups on every node
         deadline = time.monotonic() + 120
         while True:
             service = status_ieee2030_5(handles)
