@@ -89,7 +89,18 @@ def turns_by_cpus(cpus: dict[str, float], count: int) -> list[str]:
 
 def node_address(node_id: str) -> str:
     """The address of node ``node_id`` (where its listening ports are)."""
-    for node in ray.nodes():
-        if node["NodeID"] == node_id:
-            return node.get("NodeManagerAddress", "?")
-    return "?"
+    return _node(node_id).get("NodeManagerAddress", "?")
+
+
+def object_store_bytes(node_id: str | None) -> float:
+    """The object store of node ``node_id`` (None: this node), bytes; the cluster's when the
+    node is not found."""
+    found = _node(node_id or this_node_id())
+    if found:
+        return float(found["Resources"].get("object_store_memory", 0.0))
+    return float(ray.cluster_resources().get("object_store_memory", 0.0))
+
+
+def _node(node_id: str) -> dict[str, Any]:
+    """Ray's record of node ``node_id`` ({} when it is not in the cluster)."""
+    return next((node for node in ray.nodes() if node["NodeID"] == node_id), {})

@@ -19,7 +19,7 @@ from gtx_ray.actors.meter import ClientPlan, MeterActor
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
 from gtx_ray.model.inputs import ModelInputs
-from gtx_ray.placement import meter_placements, on_node
+from gtx_ray.placement import meter_placements, object_store_bytes, on_node
 from gtx_ray.settings import Settings
 from gtx_ray.storage.parquet import new_run_id
 
@@ -121,17 +121,6 @@ def window_budget(
     fast = max(1, min(fast_window, int(budget // (2 * interval_bytes))))
     fits = int(budget // (2 * fast * interval_bytes))
     return WindowBudget(fast, max(1, min(max_in_flight, fits)))
-
-
-def home_store_bytes(node_id: str | None) -> float:
-    """The object store of node ``node_id`` (None: this node), bytes."""
-    from gtx_ray.placement import this_node_id
-
-    wanted = node_id or this_node_id()
-    for node in ray.nodes():
-        if node["NodeID"] == wanted:
-            return float(node["Resources"].get("object_store_memory", 0.0))
-    return float(ray.cluster_resources().get("object_store_memory", 0.0))
 
 
 @dataclass(frozen=True)
@@ -350,7 +339,7 @@ def start_simulation(
     start_s, end_s = layout.start_s, layout.end_s
     paced_window, fast_window = window_intervals(settings, max(len(g) for g in groups))
     budget = window_budget(
-        len(meters), fast_window, settings.max_in_flight, home_store_bytes(settings.home_node)
+        len(meters), fast_window, settings.max_in_flight, object_store_bytes(settings.home_node)
     )
     paced_window = min(paced_window, budget.fast_window_intervals)
     if budget != WindowBudget(fast_window, settings.max_in_flight):

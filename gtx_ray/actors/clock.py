@@ -37,6 +37,8 @@ from typing import Any
 import ray
 from ray.util import metrics
 
+from gtx_ray.ray_connect import one_line
+
 log = logging.getLogger(__name__)
 
 ACTIONS = ("pause", "resume", "stop")
@@ -220,9 +222,7 @@ class ClockActor:
         states = await self._initial_states(restore_settings=False)
         recovery = {
             "time": time.time(),
-            "cause": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
-            if str(exc).strip()
-            else type(exc).__name__,
+            "cause": f"{type(exc).__name__}: {one_line(exc, 200)}",
             "windows_lost_from_s": lost_from_s,
             "resumed_at_s": self._next_start_s,
             "stored_intervals": self._stored_intervals,

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gtx_ray.ieee2030_5.pki.authority import write_file
 from gtx_ray.ieee2030_5.pki.layout import CertsLayout, device_credentials
 
 TRUST_ANCHOR_FILE = "server-ca.pem"  # an external server's trust anchor, when one is given
@@ -58,11 +58,7 @@ class CredentialBundle:
         root = Path(tempfile.mkdtemp(prefix="gtx_ray-credentials-"))  # mode 0700
         atexit.register(shutil.rmtree, root, True)
         for relative, content in self.files.items():
-            path = root / relative
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(content)
+            write_file(root / relative, content, 0o600)  # inside the 0700 root
         anchor = root / TRUST_ANCHOR_FILE if self.has_external_anchor else None
         return root, anchor
 
