@@ -9,16 +9,19 @@ polls the REST API every 0.1 s. Phases, wall seconds from the command:
 - ``asked``: the CLI has asked Ray for the aggregator, the meter actors and the clock;
 - ``spawned``: Ray has started the last meter actor's worker process (Ray's ``raylet.out``);
 - ``meters``: the last meter actor is ready (its creation task finished, Ray's worker logs);
-- ``actors``: the clock exists (asked for last; meter actors may still be starting);
-- ``first``: the first interval is stored (``intervals_done`` ≥ 1 on ``/api/simulation``);
+- ``actors``: the REST API sees every actor (meter actors may still be starting);
+- ``first``: the first interval is stored (the clock's ``first_stored_at`` on
+  ``/api/simulation``: the readings may be stored before the REST API answers);
 - ``registered``: all 25 meters are registered IEEE 2030.5 devices.
 
 The first reading cannot come before its 15 s interval has ended on the wall clock (the run
-starts at the current interval's start, so 0–15 s of that wait is the interval itself; the
-``interval_end`` column says when it ended). Ray's logs (the run's own ``RAY_TMPDIR``) also give
-each meter actor's start: process start → core worker up (interpreter and ``import ray``) →
-creation task done (its imports and ``__init__``). At the first stored reading the benchmark adds
-up the CPU seconds of every process of the run by kind (the floor of a start on this machine).
+starts at the start of the interval in progress when the command began, so 0–15 s of that wait
+is the interval itself; the ``interval_end`` column says when it ended). Until a meter actor is
+ready the clock steps its meters itself (``actors.standin``). Ray's logs (the run's own
+``RAY_TMPDIR``) also give each meter actor's start: process start → core worker up
+(interpreter and ``import ray``) → creation task done (its imports and ``__init__``). When the
+REST API first reports a stored interval the benchmark adds up the CPU seconds of every process
+of the run by kind (the floor of a start on this machine).
 A last table times the imports of one meter actor process (``python -X importtime``). Prints
 the tables and writes ``benchmarks/results/startup.md``.
 
@@ -61,9 +64,10 @@ PHASES += ["registered"]
 
 
 INTRO = """Wall seconds from `python -m gtx_ray` (own local Ray, real time, 15 s readings) until
-the CLI has started Ray, the REST API answers, the CLI has asked for the actors, Ray has spawned
-the last meter actor's process, the last meter actor is ready, the clock exists, the first 15 s
-interval has ended on the wall clock, the first interval is stored, and all 25 meters are
+the CLI has started Ray, the REST API answers, the CLI has asked for the meter actors, Ray has
+spawned the last meter actor's process, the last meter actor is ready, the REST API sees every
+actor, the first 15 s interval has ended on the wall clock, the first interval is stored (until
+its actor is ready the clock steps a meter itself: `actors.standin`), and all 25 meters are
 registered 2030.5 devices. `venv`: `dev` is the test venv (`scripts/test`; it has pandas, which
 pyarrow imports in every meter actor), `runtime` what `scripts/run` installs (`--no-dev`);
 `load`: the machine's load average when the run began (other work shares these 2 cores). Then
@@ -140,7 +144,7 @@ def one_run(extra: list[str], python: str = sys.executable, timeout_s: float = 3
             if status == 200 and marks["actors"] is None:
                 marks["actors"] = now
             if status == 200 and body.get("intervals_done", 0) >= 1 and marks["first"] is None:
-                marks["first"] = now
+                marks["first"] = body["first_stored_at"] - wall0
                 marks["interval_end"] = body["start_s"] + body["interval_s"] - wall0
                 cpu = cpu_by_kind(process.pid)
             if marks["registered"] is None and marks["api"] is not None:

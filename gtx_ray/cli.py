@@ -41,6 +41,8 @@ from gtx_ray.settings import (
 
 log = logging.getLogger("gtx_ray")
 
+COMMAND_TIME_S = time.time()  # when the command began (UTC epoch s): a run from now starts here
+
 SUBCOMMANDS = ("run", "backfill", "certs", "replay")
 
 
@@ -726,7 +728,7 @@ def run(settings: Settings) -> int:
     """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
     import ray  # here, not at the top: keeps --help and usage errors fast
 
-    from gtx_ray.runtime import connect_ray, plan_layout, start_simulation
+    from gtx_ray.runtime import connect_ray, plan_layout, start_clock, start_meters
 
     stop_requested = threading.Event()
 
@@ -750,14 +752,18 @@ def run(settings: Settings) -> int:
         settings = with_home_node(settings)
         for sig in previous:  # ray.init installs its own handlers; ours flush first
             signal.signal(sig, on_signal)
+        layout = plan_layout(settings, now_s=COMMAND_TIME_S)
+        # The clock and storage first: in real time the clock stands in for the meters while
+        # their actors start, so the first interval is stored as soon as it ends.
+        simulation = start_clock(settings, layout)
+        services.simulation = simulation
         clients = None
         if settings.ieee2030_5_enabled:
             meter_ids = ensure_certificates(settings)
             if settings.ieee2030_5_server is None:
                 services.ieee2030_5 = start_ieee2030_5_server(settings)
             clients = client_plan(settings, services.ieee2030_5, len(meter_ids))
-        layout = plan_layout(settings)
-        if settings.api_enabled:  # first, while the machine is quiet: it answers "starting"
+        if settings.api_enabled:
             from gtx_ray.serve.api import start_rest_api
 
             services.api = start_rest_api(
@@ -769,8 +775,7 @@ def run(settings: Settings) -> int:
                 services.ieee2030_5,
                 clients is not None,
             )
-        simulation = start_simulation(settings, clients, layout)
-        services.simulation = simulation
+        start_meters(simulation, clients)
         plan = simulation.plan
         log.info(
             "simulating %d meters from %s%s, %d s interval, speed %s; output %s",

@@ -16,6 +16,7 @@ from gtx_ray.actors import AGGREGATOR_NAME, CLOCK_NAME
 from gtx_ray.actors.aggregator import AggregatorActor
 from gtx_ray.actors.clock import ClockActor, ClockPlan
 from gtx_ray.actors.meter import ClientPlan, MeterActor
+from gtx_ray.actors.standin import StandInPlan, wants_standins
 from gtx_ray.errors import ConfigError
 from gtx_ray.fleet import CampusConfig, MeterArrays, generate_fleet, load_campus
 from gtx_ray.model.inputs import ModelInputs
@@ -153,7 +154,7 @@ def share_groups(n_groups: int, n_aggregators: int) -> tuple[tuple[str, ...], tu
 
 @dataclass
 class Simulation:
-    """A running simulation's handles."""
+    """A running simulation's handles (``meter_actors`` empty until ``start_meters``)."""
 
     settings: Settings
     campus: CampusConfig
@@ -166,6 +167,7 @@ class Simulation:
     layout: Layout | None = None
     aggregators: list = field(default_factory=list)  # every aggregator, the leader first
     run_ref: Any = None
+    inputs: ModelInputs | None = None  # the scenario's, handed to every meter actor
 
     @property
     def n_meters(self) -> int:
@@ -277,14 +279,20 @@ def _check_names_free(names: list[str], namespace: str) -> None:
         )
 
 
-def plan_layout(settings: Settings) -> Layout:
+def plan_layout(settings: Settings, now_s: float | None = None) -> Layout:
     """The fleet, groups and span for ``settings`` (Ray must be connected: the group count
-    depends on the cluster's CPUs); refuses a namespace where a simulation already runs."""
+    depends on the cluster's CPUs); refuses a namespace where a simulation already runs.
+    ``now_s``: when the run was asked for (UTC epoch s; default now): a run without ``--start``
+    begins with the interval in progress then, so in real time its first interval ends at most
+    one interval after the command, however long the start takes."""
     campus, meters, is_campus = build_fleet(settings)
     cpus = ray.cluster_resources().get("CPU", 1.0)
     groups = plan_groups(len(meters), settings.meters_per_actor, is_campus, cpus)
     names = [actor_name(meters.take(slice(g.start, g.stop))) for g in groups]
-    start_s = settings.start_s if settings.start_s is not None else int(time.time())
+    if settings.start_s is not None:
+        start_s = settings.start_s
+    else:
+        start_s = int(now_s if now_s is not None else time.time())
     start_s -= start_s % settings.interval_s
     end_s = None if settings.duration_s is None else start_s + settings.duration_s
     if end_s is not None and end_s - start_s < settings.interval_s:
@@ -331,12 +339,15 @@ def start_simulation(
     """Create the actors and start the clock (Ray must be connected). ``clients``: make every
     meter an IEEE 2030.5 client of that server; ``layout``: from ``plan_layout`` (planned here
     when not given)."""
-    if layout is None:
-        layout = plan_layout(settings)
-    else:
-        _check_names_free(layout.actor_names, settings.namespace)
-    campus, meters, groups = layout.campus, layout.meters, layout.groups
-    start_s, end_s = layout.start_s, layout.end_s
+    simulation = start_clock(settings, layout)
+    start_meters(simulation, clients)
+    return simulation
+
+
+def clock_plan(settings: Settings, layout: Layout) -> ClockPlan:
+    """The clock's plan for ``layout``: its span, speed, and windows bounded by the home node's
+    object store (see ``window_budget``)."""
+    meters, groups = layout.meters, layout.groups
     paced_window, fast_window = window_intervals(settings, max(len(g) for g in groups))
     budget = window_budget(
         len(meters), fast_window, settings.max_in_flight, object_store_bytes(settings.home_node)
@@ -350,21 +361,40 @@ def start_simulation(
             budget.max_in_flight,
             100 * STORE_SHARE,
         )
-    plan = ClockPlan(
-        start_s=start_s,
+    return ClockPlan(
+        start_s=layout.start_s,
         interval_s=settings.interval_s,
-        end_s=end_s,
+        end_s=layout.end_s,
         speed=settings.speed,
         window_intervals=paced_window,
         fast_window_intervals=budget.fast_window_intervals,
         max_in_flight=budget.max_in_flight,
         rows_per_interval=len(meters),
-        wall_anchor_s=wall_anchor_s(settings, start_s),
+        wall_anchor_s=wall_anchor_s(settings, layout.start_s),
     )
-    inputs = scenario_inputs(settings, campus)
-    if clients is not None and clients.record_dir is None:
-        learned = Path(settings.data_dir).resolve() / "learned"
-        clients = replace(clients, record_dir=str(learned))
+
+
+def standin_plan(settings: Settings, layout: Layout, inputs: ModelInputs) -> StandInPlan | None:
+    """What the clock needs to step meter groups while their actors start (None: it waits for
+    them; see ``actors.standin``)."""
+    if not wants_standins(settings.speed, len(layout.meters)):
+        return None
+    bounds = tuple((g.start, g.stop) for g in layout.groups)
+    return StandInPlan(
+        layout.campus, settings.meters, settings.seed, settings.interval_s, inputs, bounds
+    )
+
+
+def start_clock(settings: Settings, layout: Layout | None = None) -> Simulation:
+    """Create the aggregators and the clock and start the run, before any meter actor exists:
+    in a paced run of a small fleet the clock stands in for the meters until their actors are
+    up (``start_meters``), so the first readings are stored as soon as their interval ends."""
+    if layout is None:
+        layout = plan_layout(settings)
+    else:
+        _check_names_free(layout.actor_names, settings.namespace)
+    plan = clock_plan(settings, layout)
+    inputs = scenario_inputs(settings, layout.campus)
     created: list = []  # a failure half way (e.g. a name taken meanwhile) leaves no actors
     try:
         home = on_node(settings.home_node)  # DATA_DIR is that node's (see placement)
@@ -375,57 +405,83 @@ def start_simulation(
             aggregators.append(
                 AggregatorActor.options(name=name, namespace=settings.namespace, **home).remote(
                     str(Path(settings.data_dir).resolve()),
-                    start_s,
+                    layout.start_s,
                     settings.interval_s,
-                    queue_windows=budget.max_in_flight,
+                    queue_windows=plan.max_in_flight,
                     influx=influx_config(settings),
                     run_id=run_id if k == 0 else f"{run_id}a{k}",  # own parts and checkpoint
-                    utc_offset_s=campus.site.utc_offset_s,
+                    utc_offset_s=layout.campus.site.utc_offset_s,
                     peers=names[1:] if k == 0 else (),
                     namespace=settings.namespace,
                     index=k,
                 )
             )
             created.append(aggregators[-1])
-        aggregator = aggregators[0]
-        meter_actors = []
-        placements = meter_placements(len(groups))
-        for g, name, placement in zip(groups, layout.meter_actor_names, placements, strict=True):
-            meter_actors.append(
-                MeterActor.options(name=name, namespace=settings.namespace, **placement).remote(
-                    campus,
-                    settings.meters,
-                    settings.seed,
-                    g.start,
-                    g.stop,
-                    settings.interval_s,
-                    clients,
-                    inputs,
-                    settings.namespace,
-                    group_credentials(clients, meters, g),
-                )
-            )
-            created.append(meter_actors[-1])
         clock = ClockActor.options(name=CLOCK_NAME, namespace=settings.namespace, **home).remote(
             plan,
             layout.meter_actor_names,
             list(layout.aggregator_names),
             settings.namespace,
             list(layout.aggregator_of) if layout.aggregator_of else None,
-        )  # last: the REST API takes the clock's existence to mean all actors exist
+            standin_plan(settings, layout, inputs),
+        )
+        created.append(clock)
     except BaseException:
         for actor in created:
             ray.kill(actor, no_restart=True)
         raise
     simulation = Simulation(
-        settings, campus, meters, groups, plan, meter_actors, aggregator, clock, layout, aggregators
+        settings,
+        layout.campus,
+        layout.meters,
+        layout.groups,
+        plan,
+        [],
+        aggregators[0],
+        clock,
+        layout,
+        aggregators,
+        inputs=inputs,
     )
     simulation.run_ref = clock.run.remote()
+    return simulation
+
+
+def start_meters(simulation: Simulation, clients: ClientPlan | None = None) -> None:
+    """Create the meter actors of a simulation whose clock runs (``start_clock``). ``clients``:
+    make every meter an IEEE 2030.5 client of that server. A failure ends the simulation's
+    actors."""
+    settings, layout = simulation.settings, simulation.layout
+    assert layout is not None
+    if clients is not None and clients.record_dir is None:
+        learned = Path(settings.data_dir).resolve() / "learned"
+        clients = replace(clients, record_dir=str(learned))
+    placements = meter_placements(len(layout.groups))
+    try:
+        for g, name, placement in zip(
+            layout.groups, layout.meter_actor_names, placements, strict=True
+        ):
+            simulation.meter_actors.append(
+                MeterActor.options(name=name, namespace=settings.namespace, **placement).remote(
+                    layout.campus,
+                    settings.meters,
+                    settings.seed,
+                    g.start,
+                    g.stop,
+                    settings.interval_s,
+                    clients,
+                    simulation.inputs,
+                    settings.namespace,
+                    group_credentials(clients, layout.meters, g),
+                )
+            )
+    except BaseException:
+        simulation.release()
+        raise
     log.info(
         "started %d meters on %d meter actors, interval %d s, window %d intervals",
-        len(meters),
-        len(meter_actors),
+        len(layout.meters),
+        len(simulation.meter_actors),
         settings.interval_s,
-        plan.window_intervals,
+        simulation.plan.window_intervals,
     )
-    return simulation

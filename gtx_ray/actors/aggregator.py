@@ -134,6 +134,13 @@ def merge_days(days: list[dict | None]) -> dict | None:
     return {"date": date, **total}
 
 
+async def _resolved(states: list) -> list:
+    """The meter groups' states, each a value or an object reference (fetched here)."""
+    refs = [state for state in states if isinstance(state, ray.ObjectRef)]
+    fetched = iter(await asyncio.gather(*refs))
+    return [next(fetched) if isinstance(state, ray.ObjectRef) else state for state in states]
+
+
 def trim_before(batch: pa.RecordBatch, start_s: int) -> pa.RecordBatch:
     """The rows of ``batch`` at or after ``start_s`` (UTC epoch s)."""
     cutoff = pa.scalar(start_s, pa.timestamp("s", tz="UTC"))
@@ -229,8 +236,9 @@ class AggregatorActor:
         clock: dict | None = None,
     ) -> int:
         """Store one window (one batch per meter group, in group order); returns the rows newly
-        stored. ``states``: a one-element list holding the groups' state references at the
-        window's end, kept for the checkpoint (nested, so Ray does not fetch them here);
+        stored. ``states``: a one-element list holding the groups' states at the window's end
+        (references, nested so Ray does not fetch them here; or values: a group the clock
+        stood in for), kept for the checkpoint;
         ``clock``: the clock's settings to checkpoint with them."""
         if self._closed:
             raise RuntimeError("the aggregator is closed")
@@ -313,7 +321,7 @@ class AggregatorActor:
         if window.states is None or not (due or force):
             return
         try:
-            states = await asyncio.gather(*window.states)
+            states = await _resolved(window.states)
         except ray.exceptions.RayError as exc:  # the clock that owned them died: skip this one
             log.warning("no checkpoint at %d: meter states unavailable (%s)", window.end_s, exc)
             return

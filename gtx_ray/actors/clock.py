@@ -13,6 +13,10 @@ pacing anchor, kept by the aggregator with the stored readings). Windows between
 and the end of storage are generated again and the aggregator drops the rows it has, so the run
 goes on with every (meter, interval) stored exactly once.
 
+While a paced run starts, the clock steps each meter group whose actor is not ready yet itself,
+from the same state and with the same model, and hands the state over once the actor is up
+(``standin``): the first interval is stored when it ends, not when 25 processes have started.
+
 The clock also survives the loss of the windows in flight: when a meter actor's node dies, Ray
 restarts its actors on the surviving nodes and retries their calls, and rebuilds lost readings
 from their lineage. When that fails (``PIPELINE_LOST``: an object or actor Ray could not bring
@@ -32,12 +36,15 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.util import metrics
 
 from gtx_ray.ray_connect import one_line
+
+if TYPE_CHECKING:  # the model is imported only by a clock that stands in for meters
+    from gtx_ray.actors.standin import StandInPlan
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +95,33 @@ class ClockActor:
         aggregator_names: list[str],
         namespace: str,
         aggregator_of: list[int] | None = None,
+        standin: StandInPlan | None = None,
     ):
         """``aggregator_of``: the index in ``aggregator_names`` of each meter group's aggregator
-        (None: the first one stores every group)."""
+        (None: the first one stores every group). ``standin``: step the groups whose actors are
+        still starting here (see ``actors.standin``); None: wait for the actors.
+
+        The meter actors may be created after the clock (they are looked up by name when
+        needed), the aggregators must exist before it."""
         # Names, not handles: the arguments stay small and inline, so Ray can restart this actor
         # without depending on objects its creator holds.
         self._plan = plan
-        self._meters = [ray.get_actor(name, namespace=namespace) for name in meter_actor_names]
+        self._namespace = namespace
+        self._meter_names = meter_actor_names
+        self._meters: list = [None] * len(meter_actor_names)  # handles, once the actors exist
+        self._ready: list = [None] * len(meter_actor_names)  # futures of their start
+        self._standins = None
+        self._standin_wall_s = 0.0
+        if standin is not None:
+            from gtx_ray.actors.standin import StandIns  # the model: only a clock that needs it
+
+            self._standins = StandIns(standin)
+            self._standin_wall_s = standin.max_wall_s
+        self._standing_in: dict[int, Any] = {}  # group → its MeterState, stepped here
+        self._caught_up: dict[int, list] = {}  # group → (window end s, batch) its clients lack
+        self._prepared: dict[int, tuple] = {}  # group → (from s, intervals, its next window)
+        self._handed_over: set[int] = set()
+        self._standin_until = 0.0
         self._aggregators = [ray.get_actor(name, namespace=namespace) for name in aggregator_names]
         owner = aggregator_of or [0] * len(self._meters)
         self._groups_of = [
@@ -112,6 +139,8 @@ class ClockActor:
         self._stored_intervals = 0
         self._in_flight = 0
         self._lag_s = 0.0
+        self._run_began = 0.0
+        self._first_stored_at: float | None = None  # wall time (UTC epoch s)
         self._wall_start = 0.0
         self._running = False
         self._finished = False
@@ -165,6 +194,83 @@ class ClockActor:
         for aggregator in self._aggregators:  # no wait: a command is atomic
             aggregator.remember_clock.remote(self._settings())
 
+    def _meter(self, g: int) -> Any:
+        """Group ``g``'s actor, or None while the driver has not created it yet."""
+        if self._meters[g] is None:
+            try:
+                meter = ray.get_actor(self._meter_names[g], namespace=self._namespace)
+            except ValueError:
+                return None
+            self._meters[g] = meter
+            self._ready[g] = meter.__ray_ready__.remote().future()
+        return self._meters[g]
+
+    def _actor_ready(self, g: int) -> bool:
+        """True once group ``g``'s actor has started (or failed to: its first step says why)."""
+        return self._meter(g) is not None and self._ready[g].done()
+
+    async def _all_meters(self) -> None:
+        """Wait until the driver has created every meter actor (without stand-ins nothing can
+        be stepped before)."""
+        while any(self._meter(g) is None for g in range(len(self._meters))):
+            await asyncio.sleep(0.05)
+
+    def _start_state(self, g: int, start_s: int) -> Any:
+        """Group ``g``'s state at ``start_s``: from its stand-in while it stands in, else from
+        its actor (a reference)."""
+        if self._standins is not None and g not in self._handed_over:
+            self._standing_in[g] = self._standins.initial_state(g, start_s)
+            return self._standing_in[g]
+        return self._meters[g].initial_state.remote(start_s)
+
+    def _resume_standin(self, g: int, state: Any, state_s: int) -> None:
+        """A group that still stands in resumes from a checkpoint at ``state_s``: its clients
+        will still get the readings stepped before it, the later ones are stepped again."""
+        if self._standins is None or g in self._handed_over:
+            return
+        self._standing_in[g] = state
+        self._prepared.pop(g, None)
+        kept = [(end, batch) for end, batch in self._caught_up.get(g, []) if end <= state_s]
+        self._caught_up[g] = kept
+
+    def _step(self, g: int, state: Any, n: int, window_end: int) -> tuple[Any, Any]:
+        """Step group ``g`` by ``n`` intervals: (batch, state) references. Its actor steps it,
+        or its stand-in while the actor is starting; the first step of the actor after that
+        carries the group's state and the readings its clients have not seen."""
+        if g not in self._standing_in:
+            return self._meters[g].step.remote(state, n)
+        waiting = time.monotonic() < self._standin_until or self._meter(g) is None
+        if not self._actor_ready(g) and waiting:
+            own_state = self._standing_in[g]
+            prepared = self._prepared.pop(g, None)
+            if prepared is not None and prepared[:2] == (own_state.next_start_s, n):
+                result = prepared[2]
+            else:
+                result = self._standins.step(g, own_state, n)
+            self._standing_in[g] = result.state
+            # values, not ray.put: a few kB each, they travel inside the calls that carry them
+            self._caught_up.setdefault(g, []).append((window_end, result.batch))
+            return result.batch, result.state
+        own_state = self._standing_in.pop(g)
+        self._prepared.pop(g, None)
+        earlier = [batch for _, batch in self._caught_up.pop(g, [])]
+        self._handed_over.add(g)
+        self._standins.drop(g)
+        if not self._standing_in:
+            log.info(
+                "every meter actor steps its own meters now (%.1f s after the clock began)",
+                time.time() - self._run_began,
+            )
+        return self._meters[g].step.remote(own_state, n, None, *earlier)
+
+    def _prepare_standins(self, n: int) -> None:
+        """Step the next window of ``n`` intervals of every group that stands in, ahead of its
+        time: its readings are stored only once it has ended, but computing them need not wait,
+        and while the meter actors start the clock gets a small share of the CPU."""
+        for g, state in self._standing_in.items():
+            if self._prepared.get(g, (None, None))[:2] != (state.next_start_s, n):
+                self._prepared[g] = (state.next_start_s, n, self._standins.step(g, state, n))
+
     async def _initial_states(self, restore_settings: bool = True) -> list:
         """The groups' states to start from: the run's checkpoint after a restart of this actor
         or a loss of the pipeline (with ``restore_settings``, the clock's settings restored with
@@ -177,10 +283,12 @@ class ClockActor:
             if checkpoint.states is None or checkpoint.state_s is None:
                 self._aggregator_next_s[k] = plan.start_s
                 for g in groups:
-                    states[g] = self._meters[g].initial_state.remote(plan.start_s)
+                    self._resume_standin(g, None, plan.start_s)
+                    states[g] = self._start_state(g, plan.start_s)
                 continue
             self._aggregator_next_s[k] = checkpoint.state_s
             for g, state in zip(groups, checkpoint.states, strict=True):
+                self._resume_standin(g, state, checkpoint.state_s)
                 states[g] = ray.put(state)
         self._next_start_s = min(self._aggregator_next_s)
         self._issued_intervals = self._stored_intervals = (
@@ -242,6 +350,10 @@ class ClockActor:
         plan = self._plan
         self._running = True
         self._wall_start = plan.wall_anchor_s if plan.wall_anchor_s is not None else time.time()
+        self._run_began = time.time()
+        self._standin_until = time.monotonic() + self._standin_wall_s
+        if self._standins is None:
+            await self._all_meters()
         states = await self._initial_states()
         pending: collections.deque = collections.deque()
         try:
@@ -287,6 +399,8 @@ class ClockActor:
                 if pending:  # nothing to issue: account for what is done, then look again
                     await self._drain(pending)
                     continue
+                if self._standing_in:
+                    self._prepare_standins(min(self._window_limit(), remaining or 1 << 30))
                 wake = self._due_wall(self._next_start_s + plan.interval_s)
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
@@ -323,7 +437,7 @@ class ClockActor:
                 continue
             batches = []
             for g in self._groups_of[k]:
-                batch, states[g] = self._meters[g].step.remote(states[g], n)
+                batch, states[g] = self._step(g, states[g], n, window_end)
                 batches.append(batch)
             own_states = [states[g] for g in self._groups_of[k]]
             acks.append(
@@ -342,6 +456,8 @@ class ClockActor:
         acks, n, window_end = item
         rows = sum(await asyncio.gather(*acks))
         self._stored_intervals += n
+        if self._first_stored_at is None:
+            self._first_stored_at = time.time()
         if rows > 0:  # 0 for a window that was stored before a restart
             self._readings_metric.inc(rows)
         if self._speed is not None:
@@ -428,6 +544,8 @@ class ClockActor:
             "readings_done": self._stored_intervals * plan.rows_per_interval,
             "windows_in_flight": self._in_flight,
             "lag_s": self._lag_s,
+            "first_stored_at": self._first_stored_at,
+            "groups_standing_in": len(self._standing_in),
             "recoveries": len(self._recoveries),
             "last_recovery": self._recoveries[-1] if self._recoveries else None,
             "wall_elapsed_s": (time.time() - self._wall_start) if self._wall_start else 0.0,

@@ -141,16 +141,22 @@ class MeterActor:
 
     @ray.method(num_returns=2)
     def step(
-        self, state: MeterState, n_intervals: int, override_kw: np.ndarray | None = None
+        self,
+        state: MeterState,
+        n_intervals: int,
+        override_kw: np.ndarray | None = None,
+        *earlier: pa.RecordBatch,
     ) -> tuple[pa.RecordBatch, MeterState]:
         """Readings for ``n_intervals`` intervals from ``state`` (RecordBatch, time-major) and the
-        state after them."""
+        state after them. ``earlier``: readings the clock stepped for these meters while this
+        actor was starting (``actors.standin``), in time order: the clients mirror them first."""
         inputs = self._inputs
         if self._function_sets is not None:
             inputs = self._function_sets.model_inputs(inputs)
         result = self._model.step(state, n_intervals, override_kw, inputs)
         if self._clients is not None:
-            self._clients.submit(result.batch)
+            for batch in (*earlier, result.batch):
+                self._clients.submit(batch)
         if self._function_sets is not None:
             self._function_sets.advance(result.state.next_start_s)
             changed = self._function_sets.observe(result.batch)

@@ -20,8 +20,8 @@ class SimulationHandles:
         self.meter_actors: list | None = None
 
     def resolve(self) -> bool:
-        """Look the actors up; True once all exist. The clock is created last, so once it is
-        found the others are too."""
+        """Look the actors up; True once all exist (the clock and aggregator are created first,
+        the meter actors last)."""
         if self.clock is not None:
             return True
         try:
