@@ -16,7 +16,9 @@ polls the REST API every 0.1 s. Phases, wall seconds from the command:
 
 The first reading cannot come before its 15 s interval has ended on the wall clock (the run
 starts at the start of the interval in progress when the command began, so 0–15 s of that wait
-is the interval itself; the ``interval_end`` column says when it ended). Until a meter actor is
+is the interval itself; the ``interval_end`` column says when it ended). The runs start at
+chosen points of an interval (``PHASES_S``), the first 0.5 s into one: its interval ends 14.5 s
+after the command, in the middle of the meter actors' start, the worst case. Until a meter actor is
 ready the clock steps its meters itself (``actors.standin``). Ray's logs (the run's own
 ``RAY_TMPDIR``) also give each meter actor's start: process start → core worker up
 (interpreter and ``import ray``) → creation task done (its imports and ``__init__``). When the
@@ -61,6 +63,8 @@ CLI_LINES = {  # phase → a fragment of the CLI's log line that marks it
 }
 PHASES = ["ray", "api", "asked", "spawned", "meters", "actors", "interval_end", "first"]
 PHASES += ["registered"]
+INTERVAL_S = 15  # the campus's reading interval
+PHASES_S = (0.5, 5.5, 10.5)  # where in an interval run 1, 2, 3 ... begin: 14.5, 9.5, 4.5 s left
 
 
 INTRO = """Wall seconds from `python -m gtx_ray` (own local Ray, real time, 15 s readings) until
@@ -110,10 +114,12 @@ def _watch_lines(process: subprocess.Popen, began: float, marks: dict) -> thread
     return thread
 
 
-def one_run(extra: list[str], python: str = sys.executable, timeout_s: float = 300.0) -> dict:
-    """Time one start-up with ``python`` (a venv's interpreter); the process is stopped (SIGTERM)
-    afterwards. Returns the phase marks, the meter actors' start-up steps and the CPU seconds by
-    process kind."""
+def one_run(
+    extra: list[str], python: str = sys.executable, phase_s: float = 0.5, timeout_s: float = 300.0
+) -> dict:
+    """Time one start-up with ``python`` (a venv's interpreter), begun ``phase_s`` into a 15 s
+    interval; the process is stopped (SIGTERM) afterwards. Returns the phase marks, the meter
+    actors' start-up steps and the CPU seconds by process kind."""
     work = Path(tempfile.mkdtemp(prefix="gtx_startup_"))
     api = _free_port()
     argv = [
@@ -123,6 +129,7 @@ def one_run(extra: list[str], python: str = sys.executable, timeout_s: float = 3
     ]  # fmt: skip
     env = {**os.environ, "RAY_TMPDIR": str(work / "r")}  # Ray's logs of this run alone
     load = os.getloadavg()[0]
+    time.sleep((phase_s - time.time() % INTERVAL_S) % INTERVAL_S)
     began = time.monotonic()
     wall0 = time.time()
     process = subprocess.Popen(
@@ -337,7 +344,7 @@ def main() -> int:
     for venv, python in pythons.items():
         for name, extra in variants.items():
             for run in range(1, args.runs + 1):
-                result = one_run(extra, python)
+                result = one_run(extra, python, PHASES_S[(run - 1) % len(PHASES_S)])
                 marks = result["marks"]
                 print(venv, name, run, {k: _fmt(marks.get(k)) for k in PHASES}, flush=True)
                 load = f"{result['load']:.1f}"

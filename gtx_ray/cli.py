@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -542,14 +543,15 @@ def publish_scenario(settings: Settings, handles, campus_tariff) -> None:
         )
 
 
-def count_check(settings: Settings, simulation) -> None:
-    """After a bounded run: wait for the spool to drain, then count the points InfluxDB 1.x holds
-    for the run's time range and compare with what was generated."""
+def count_check(settings: Settings, simulation, stop: threading.Event | None = None) -> None:
+    """After a bounded run: wait for the spool to drain (until ``stop`` is set: Ctrl-C or
+    SIGTERM), then count the points InfluxDB 1.x holds for the run's time range and compare
+    with what was generated."""
     from gtx_ray.runtime import influx_config
     from gtx_ray.storage.influx import InfluxError, influxql
 
     simulation.wait(timeout_s=None)
-    waiting = wait_for_spool(settings, simulation)
+    waiting = wait_for_spool(settings, simulation, stop=stop)
     if waiting:
         log.warning(
             "count check skipped: %s readings still spooled in %s (InfluxDB did not take them); "
@@ -582,9 +584,15 @@ def count_check(settings: Settings, simulation) -> None:
         )
 
 
-def wait_for_spool(settings: Settings, simulation, progress_every_s: float = 10.0) -> int:
-    """Wait up to ``settings.drain_timeout_s`` for InfluxDB to take the spooled readings, saying
-    what it waits for, until when, and how it goes; return the readings still spooled."""
+def wait_for_spool(
+    settings: Settings,
+    simulation,
+    progress_every_s: float = 10.0,
+    stop: threading.Event | None = None,
+) -> int:
+    """Wait up to ``settings.drain_timeout_s`` (or until ``stop`` is set) for InfluxDB to take
+    the spooled readings, saying what it waits for, until when, and how it goes; return the
+    readings still spooled."""
     import ray
 
     waiting = ray.get(simulation.aggregator.drain.remote(0.0))  # after the queue is stored
@@ -602,6 +610,9 @@ def wait_for_spool(settings: Settings, simulation, progress_every_s: float = 10.
     )
     next_progress = time.monotonic() + progress_every_s
     while waiting and time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            log.info("stop requested: no longer waiting for InfluxDB")
+            break
         step = min(2.0, max(0.0, deadline - time.monotonic()))
         waiting = ray.get(simulation.aggregator.drain.remote(step))
         if waiting and time.monotonic() >= next_progress:
@@ -724,6 +735,34 @@ def with_home_node(settings: Settings) -> Settings:
     return replace(settings, home_node=home)
 
 
+def in_background(work: Callable[[], object], name: str) -> Callable[[], None]:
+    """Run ``work`` on a thread now; the returned function waits for it and raises what it
+    raised."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised by the waiter, on the main thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failure:
+            raise failure[0]
+
+    return wait
+
+
+def _start_serve() -> None:
+    from gtx_ray.serve.api import start_serve
+
+    start_serve()
+
+
 def run(settings: Settings) -> int:
     """Start the simulation, report status until it ends or a signal arrives, flush, exit."""
     import ray  # here, not at the top: keeps --help and usage errors fast
@@ -753,6 +792,8 @@ def run(settings: Settings) -> int:
         for sig in previous:  # ray.init installs its own handlers; ours flush first
             signal.signal(sig, on_signal)
         layout = plan_layout(settings, now_s=COMMAND_TIME_S)
+        # Serve's controller starts meanwhile: the REST API answers sooner.
+        serve_started = in_background(_start_serve, "serve-start") if settings.api_enabled else None
         # The clock and storage first: in real time the clock stands in for the meters while
         # their actors start, so the first interval is stored as soon as it ends.
         simulation = start_clock(settings, layout)
@@ -763,9 +804,10 @@ def run(settings: Settings) -> int:
             if settings.ieee2030_5_server is None:
                 services.ieee2030_5 = start_ieee2030_5_server(settings)
             clients = client_plan(settings, services.ieee2030_5, len(meter_ids))
-        if settings.api_enabled:
+        if serve_started is not None:
             from gtx_ray.serve.api import start_rest_api
 
+            serve_started()
             services.api = start_rest_api(
                 settings,
                 layout,
@@ -799,7 +841,7 @@ def run(settings: Settings) -> int:
                 log.info("%s", line.render(simulation.status()))
                 next_status = time.monotonic() + settings.status_every_s
         if settings.influxdb_enabled and plan.end_s is not None and not stop_requested.is_set():
-            count_check(settings, simulation)
+            count_check(settings, simulation, stop_requested)
         keep = settings.keep_serving and not stop_requested.is_set()
         try:
             final = services.finish_keeping_actors() if keep else services.stop()

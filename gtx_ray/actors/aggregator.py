@@ -113,6 +113,8 @@ def merge_status(statuses: list[dict[str, Any]]) -> dict[str, Any]:
         merged[key] = min(status[key] for status in statuses)
     latest = [status["latest_interval_s"] for status in statuses]
     merged["latest_interval_s"] = None if None in latest else min(latest)
+    firsts = [status["first_stored_at"] for status in statuses]  # the whole fleet's first
+    merged["first_stored_at"] = None if None in firsts else max(firsts)
     merged["today"] = merge_days([status["today"] for status in statuses])
     merged["recovered"] = any(status["recovered"] for status in statuses)
     merged["last_error"] = next((s["last_error"] for s in statuses if s["last_error"]), None)
@@ -185,6 +187,7 @@ class AggregatorActor:
         self.rows_stored = self._checkpoint.rows_stored
         self.windows_stored = 0
         self.stored_until_s = self._checkpoint.stored_until_s
+        self.first_stored_at: float | None = None  # wall time of the first window stored
         self.duplicates_ignored = 0
         self.rows_trimmed = 0
         self.recovered = self.stored_until_s > start_s
@@ -234,12 +237,16 @@ class AggregatorActor:
         *batches: pa.RecordBatch,
         states: list | None = None,
         clock: dict | None = None,
+        not_before_s: float | None = None,
     ) -> int:
         """Store one window (one batch per meter group, in group order); returns the rows newly
         stored. ``states``: a one-element list holding the groups' states at the window's end
         (references, nested so Ray does not fetch them here; or values: a group the clock
         stood in for), kept for the checkpoint;
-        ``clock``: the clock's settings to checkpoint with them."""
+        ``clock``: the clock's settings to checkpoint with them; ``not_before_s``: a window the
+        clock stepped ahead of its time (UTC epoch s when it has ended), held until then."""
+        if not_before_s is not None:  # one wake-up here then, not a call from the clock
+            await asyncio.sleep(max(0.0, not_before_s - time.time()))
         if self._closed:
             raise RuntimeError("the aggregator is closed")
         if self._failed is not None:
@@ -306,6 +313,8 @@ class AggregatorActor:
                 self.rows_stored += window.rows
                 self.windows_stored += 1
                 self.stored_until_s = window.end_s
+                if self.first_stored_at is None:
+                    self.first_stored_at = time.time()
                 self._checkpoint = self._checkpoint.advanced(window.end_s, window.rows)
                 await self._maybe_checkpoint(window)
                 self._batches_metric.inc(len(window.batches))
@@ -423,6 +432,7 @@ class AggregatorActor:
             "rows_delivered": max(0, self.rows_stored - spooled),
             "windows_stored": self.windows_stored,
             "stored_until_s": self.stored_until_s,
+            "first_stored_at": self.first_stored_at,  # UTC epoch s; None: nothing stored yet
             "latest_interval_s": self._latest_start_s,
             "today": self._today.to_dict(),
             "queue_depth": self._queue.qsize(),

@@ -59,6 +59,11 @@ PIPELINE_LOST = (
 ``RayTaskError`` (the model or storage raised) is not one: it ends the run with its cause."""
 MAX_RECOVERIES_IN_A_ROW = 5  # without a window stored in between: the run ends on the error
 RECOVERY_PAUSE_S = 1.0  # times the recoveries in a row: Ray is still restarting actors
+EARLY_S = 5.0
+"""While the clock stands in for every meter group (start-up), it hands a paced run's next
+window to the aggregators this long (wall s) before it ends, to be stored when it has: while 25
+processes start on 2 cores, a call between two actors can take a second; the aggregator's own
+timer does not. A stop or pause waits at most this long for such a window (it is in flight)."""
 
 
 class CommandExpired(RuntimeError):
@@ -122,6 +127,7 @@ class ClockActor:
         self._prepared: dict[int, tuple] = {}  # group → (from s, intervals, its next window)
         self._handed_over: set[int] = set()
         self._standin_until = 0.0
+        self._handing_over = False  # at this window, the groups that stand in go to their actors
         self._aggregators = [ray.get_actor(name, namespace=namespace) for name in aggregator_names]
         owner = aggregator_of or [0] * len(self._meters)
         self._groups_of = [
@@ -140,7 +146,6 @@ class ClockActor:
         self._in_flight = 0
         self._lag_s = 0.0
         self._run_began = 0.0
-        self._first_stored_at: float | None = None  # wall time (UTC epoch s)
         self._wall_start = 0.0
         self._running = False
         self._finished = False
@@ -194,26 +199,51 @@ class ClockActor:
         for aggregator in self._aggregators:  # no wait: a command is atomic
             aggregator.remember_clock.remote(self._settings())
 
-    def _meter(self, g: int) -> Any:
-        """Group ``g``'s actor, or None while the driver has not created it yet."""
-        if self._meters[g] is None:
+    def _look_up_meters(self) -> bool:
+        """Look up the meter actors the driver has created since the last call (one call to
+        Ray's name registry, then one per new actor); True once every one is known."""
+        missing = {self._meter_names[g] for g, meter in enumerate(self._meters) if meter is None}
+        if not missing:
+            return True
+        named = {
+            actor["name"]
+            for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor.get("namespace") == self._namespace and actor["name"] in missing
+        }
+        for g, name in enumerate(self._meter_names):
+            if name in named and self._meters[g] is None:
+                try:
+                    meter = ray.get_actor(name, namespace=self._namespace)
+                except ValueError:  # gone again meanwhile: looked up next time
+                    continue
+                # in this order: the window path (another thread) reads ``_meters`` first
+                self._ready[g] = meter.__ray_ready__.remote().future()
+                self._meters[g] = meter
+        return all(meter is not None for meter in self._meters)
+
+    async def _find_meters(self) -> None:
+        """Look the meter actors up until every one is known, off the window path (each look-up
+        is a call to Ray's control store, slow while many processes start)."""
+        while True:
             try:
-                meter = ray.get_actor(self._meter_names[g], namespace=self._namespace)
-            except ValueError:
-                return None
-            self._meters[g] = meter
-            self._ready[g] = meter.__ray_ready__.remote().future()
-        return self._meters[g]
+                if await asyncio.to_thread(self._look_up_meters):
+                    return
+            except ray.exceptions.RayError as exc:  # the control store is busy: try again
+                log.warning("looking up the meter actors: %s", one_line(exc, 200))
+            await asyncio.sleep(0.2)
 
     def _actor_ready(self, g: int) -> bool:
         """True once group ``g``'s actor has started (or failed to: its first step says why)."""
-        return self._meter(g) is not None and self._ready[g].done()
+        return self._meters[g] is not None and self._ready[g].done()
 
-    async def _all_meters(self) -> None:
-        """Wait until the driver has created every meter actor (without stand-ins nothing can
-        be stepped before)."""
-        while any(self._meter(g) is None for g in range(len(self._meters))):
-            await asyncio.sleep(0.05)
+    def _hand_over_now(self) -> bool:
+        """Whether the groups that stand in go to their actors from this window on: all at
+        once, when every one of those actors is ready (a window waits for its slowest group,
+        and an actor's first steps are slow while others still start), or when the
+        stand-ins' time is up."""
+        if time.monotonic() >= self._standin_until:
+            return True
+        return all(self._actor_ready(g) for g in self._standing_in)
 
     def _start_state(self, g: int, start_s: int) -> Any:
         """Group ``g``'s state at ``start_s``: from its stand-in while it stands in, else from
@@ -239,8 +269,7 @@ class ClockActor:
         carries the group's state and the readings its clients have not seen."""
         if g not in self._standing_in:
             return self._meters[g].step.remote(state, n)
-        waiting = time.monotonic() < self._standin_until or self._meter(g) is None
-        if not self._actor_ready(g) and waiting:
+        if not self._handing_over or self._meters[g] is None:
             own_state = self._standing_in[g]
             prepared = self._prepared.pop(g, None)
             if prepared is not None and prepared[:2] == (own_state.next_start_s, n):
@@ -352,11 +381,12 @@ class ClockActor:
         self._wall_start = plan.wall_anchor_s if plan.wall_anchor_s is not None else time.time()
         self._run_began = time.time()
         self._standin_until = time.monotonic() + self._standin_wall_s
-        if self._standins is None:
-            await self._all_meters()
-        states = await self._initial_states()
+        finding = asyncio.ensure_future(self._find_meters())
         pending: collections.deque = collections.deque()
         try:
+            if self._standins is None and not await self._until_found_or_stopped(finding):
+                return await self.status()  # stopped before the meter actors existed
+            states = await self._initial_states()
             while True:
                 try:
                     await self._run_windows(states, pending)
@@ -371,9 +401,17 @@ class ClockActor:
                     ray.cancel(ack, force=False)
             raise
         finally:
+            finding.cancel()
             self._running = False
             self._finished = True
         return await self.status()
+
+    async def _until_found_or_stopped(self, finding: asyncio.Future) -> bool:
+        """Wait for every meter actor to be known (True) or for ``stop`` (False)."""
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([finding, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        return finding.done()
 
     async def _run_windows(self, states: list, pending: collections.deque) -> None:
         """Issue windows until the end time or ``stop`` and wait for them to be stored."""
@@ -395,6 +433,9 @@ class ClockActor:
                     waiter.cancel()
                 continue
             due = self._intervals_due(time.time())
+            release_at = None
+            if due < 1 and not pending and self._may_issue_early():
+                due, release_at = 1, self._due_wall(self._next_start_s + plan.interval_s)
             if due < 1:
                 if pending:  # nothing to issue: account for what is done, then look again
                     await self._drain(pending)
@@ -402,6 +443,8 @@ class ClockActor:
                 if self._standing_in:
                     self._prepare_standins(min(self._window_limit(), remaining or 1 << 30))
                 wake = self._due_wall(self._next_start_s + plan.interval_s)
+                if self._may_issue_early(at_any_time=True):
+                    wake -= EARLY_S
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
@@ -412,7 +455,7 @@ class ClockActor:
             if remaining is not None:
                 n = min(n, remaining)
             window_end = self._next_start_s + n * plan.interval_s
-            acks = self._issue(states, window_end)
+            acks = self._issue(states, window_end, release_at)
             pending.append((acks, n, window_end))
             self._next_start_s = window_end
             self._issued_intervals += n
@@ -423,12 +466,27 @@ class ClockActor:
                 self._set_in_flight(len(pending))
         await self._drain(pending)
 
-    def _issue(self, states: list, window_end: int) -> list:
-        """Step every group up to ``window_end`` and hand each aggregator its groups' batches;
-        returns the aggregators' acknowledgements. A group whose aggregator stored beyond the
-        window's start (after a resume) steps from where it stands."""
+    def _may_issue_early(self, at_any_time: bool = False) -> bool:
+        """Whether the next interval may be issued ``EARLY_S`` before it ends: in a paced run
+        while the clock stands in for every group and keeps doing so, once it is that close
+        (or ``at_any_time``)."""
+        if self._speed is None or len(self._standing_in) < len(self._meters):
+            return False
+        if self._hand_over_now():
+            return False
+        due = self._due_wall(self._next_start_s + self._plan.interval_s)
+        return at_any_time or time.time() >= due - EARLY_S
+
+    def _issue(self, states: list, window_end: int, release_at: float | None = None) -> list:
+        """Step every group up to ``window_end`` and hand each aggregator its groups' batches
+        (to store at wall time ``release_at``; None: now); returns the aggregators'
+        acknowledgements. A group whose aggregator stored beyond the window's start (after a
+        resume) steps from where it stands."""
         interval = self._plan.interval_s
         settings = self._settings()
+        # an early window is never an actor's: its clients would post readings before their time
+        early = release_at is not None
+        self._handing_over = bool(self._standing_in) and not early and self._hand_over_now()
         acks = []
         for k, aggregator in enumerate(self._aggregators):
             start = max(self._next_start_s, self._aggregator_next_s[k])
@@ -441,7 +499,14 @@ class ClockActor:
                 batches.append(batch)
             own_states = [states[g] for g in self._groups_of[k]]
             acks.append(
-                aggregator.ingest.remote(start, n, *batches, states=[own_states], clock=settings)
+                aggregator.ingest.remote(
+                    start,
+                    n,
+                    *batches,
+                    states=[own_states],
+                    clock=settings,
+                    not_before_s=release_at,
+                )
             )
             self._aggregator_next_s[k] = window_end
         return acks
@@ -456,8 +521,6 @@ class ClockActor:
         acks, n, window_end = item
         rows = sum(await asyncio.gather(*acks))
         self._stored_intervals += n
-        if self._first_stored_at is None:
-            self._first_stored_at = time.time()
         if rows > 0:  # 0 for a window that was stored before a restart
             self._readings_metric.inc(rows)
         if self._speed is not None:
@@ -544,7 +607,6 @@ class ClockActor:
             "readings_done": self._stored_intervals * plan.rows_per_interval,
             "windows_in_flight": self._in_flight,
             "lag_s": self._lag_s,
-            "first_stored_at": self._first_stored_at,
             "groups_standing_in": len(self._standing_in),
             "recoveries": len(self._recoveries),
             "last_recovery": self._recoveries[-1] if self._recoveries else None,

@@ -94,6 +94,12 @@ class RestApi:
             server.stop()
 
 
+def start_serve() -> None:
+    """Start Ray Serve for the REST API: its controller, no proxy (the replica serves HTTP
+    itself); nothing when it runs already."""
+    serve.start(proxy_location="Disabled")
+
+
 def start_rest_api(
     settings: Settings,
     layout: Layout,
@@ -116,7 +122,7 @@ def start_rest_api(
     handles = SimulationHandles(
         settings.namespace, layout.meter_actor_names if meters_are_clients else None
     )
-    serve.start(proxy_location="Disabled")
+    start_serve()
     deployment = RestApi.options(
         ray_actor_options={"num_cpus": 0, **on_node(settings.home_node)}
     ).bind(

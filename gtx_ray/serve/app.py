@@ -418,6 +418,8 @@ def _add_simulation_routes(app: FastAPI, ctx: ApiContext) -> None:
         return JSONResponse(
             {
                 **clock,
+                # when the first interval was stored (UTC epoch s; None: not yet)
+                "first_stored_at": live.storage.get("first_stored_at"),
                 "next_start": views.rfc3339(clock["next_start_s"]),
                 "speed": "max" if clock["speed"] is None else clock["speed"],
             }

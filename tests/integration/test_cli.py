@@ -182,6 +182,14 @@ def _metrics_text() -> str:
         return response.read().decode()
 
 
+SIMULATOR_METRICS = (
+    "gtx_readings_generated",
+    "gtx_rows_stored",
+    "gtx_tick_lag_seconds",
+    "gtx_storage_queue_depth",
+)
+
+
 def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
     """A run without an end: status lines appear, SIGTERM stops it, every reading is stored, and
     the simulator's metrics are on Ray's metrics endpoint while it runs."""
@@ -219,9 +227,9 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
             assert time.monotonic() < deadline, "\n".join(collector.lines)
             time.sleep(0.5)
         metrics_seen = ""
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # each process exports its metrics on its own beat
             metrics_seen = _metrics_text()
-            if "gtx_readings_generated" in metrics_seen and "gtx_rows_stored" in metrics_seen:
+            if all(metric in metrics_seen for metric in SIMULATOR_METRICS):
                 break
             time.sleep(1.0)
         process.send_signal(signal.SIGTERM)
@@ -230,12 +238,7 @@ def test_sigterm_flushes_everything_and_exits_0(ray_runtime, tmp_path):
         _ensure_ended(process)
     output = "\n".join(collector.lines)
     assert "Traceback" not in output
-    for metric in (
-        "gtx_readings_generated",
-        "gtx_rows_stored",
-        "gtx_tick_lag_seconds",
-        "gtx_storage_queue_depth",
-    ):
+    for metric in SIMULATOR_METRICS:
         assert metric in metrics_seen, metric
     assert re.search(r"\| lag \d+\.\d s \|", output), output
 

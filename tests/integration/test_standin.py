@@ -125,3 +125,19 @@ def test_clients_mirror_the_readings_the_clock_stepped_for_them(ray_runtime, tmp
     assert len(clients) == 4
     assert service["readings_mirrored"] == 4 * intervals * len(QUANTITIES)
     assert service["server_errors"] == 0
+
+
+def test_without_stand_ins_the_clock_waits_for_its_meters_and_still_stops(ray_runtime, tmp_path):
+    """As fast as possible the clock steps nothing itself: it waits for the meter actors, and a
+    stop before they exist (the 2030.5 server failed to start, say) ends the run at once."""
+    settings = run_settings(tmp_path, namespace="gtx_standin_none")
+    simulation = start_clock(settings, plan_layout(settings))
+    time.sleep(2.0)
+    status = _clock_status(simulation)
+    assert status["running"] and status["intervals_done"] == 0
+    assert status["groups_standing_in"] == 0
+    began = time.monotonic()
+    simulation.stop()
+    final = simulation.finish(timeout_s=60)
+    assert time.monotonic() - began < 30
+    assert final["storage"]["rows_stored"] == 0 and final["clock"]["finished"]
