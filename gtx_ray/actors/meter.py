@@ -57,6 +57,20 @@ class ClientPlan:
     record_dir: str | None = None  # where each actor records what its meters learned (replay)
 
 
+METER_NICENESS = 10
+"""Meter actors run at a lower CPU priority than the clock, the aggregators, the REST API and the
+2030.5 server (their ``__init__`` onwards: Ray's own start of the process is before it): on a
+busy machine, such as 25 actors starting on 2 cores, those stay responsive and the meters take
+the CPU that is left."""
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(METER_NICENESS)
+    except OSError as exc:  # not fatal: the meters then share the CPU equally
+        logging.getLogger(__name__).warning("meter actor keeps its CPU priority: %s", exc)
+
+
 # Out of order: the steps are ordered by their state arguments anyway, and after a restart Ray
 # would otherwise hold a retried call up to 30 s waiting for the sequence number of one lost
 # with the old process (``actor_scheduling_queue_max_reorder_wait_seconds``).
@@ -86,6 +100,7 @@ class MeterActor:
         namespace: str = "gtx_ray",
         credentials: CredentialBundle | None = None,
     ):
+        _lower_priority()
         meters = fleet_group(campus, fleet_size, seed, lo, hi)
         self._model = MeterModel(meters, campus, seed, interval_s)
         self._inputs = inputs if inputs is not None else ModelInputs()
