@@ -74,11 +74,12 @@ actor, the first 15 s interval has ended on the wall clock, the first interval i
 its actor is ready the clock steps a meter itself: `actors.standin`), and all 25 meters are
 registered 2030.5 devices. `venv`: `dev` is the test venv (`scripts/test`; it has pandas, which
 pyarrow imports in every meter actor), `runtime` what `scripts/run` installs (`--no-dev`);
-`load`: the machine's load average when the run began (other work shares these 2 cores). Then
+`load`: the machine's load average when the run began (each run waits until the CPUs have
+been ≥ 90 % idle for 2 s, but the 1-minute average remembers the previous run). Then
 each meter actor's start-up (medians, from Ray's logs): its process start to its core worker
 (interpreter, `import ray`), then its creation task (the simulator's imports, `__init__`); the
-CPU seconds of every process of the run at the first stored reading, by kind (their sum over 2
-cores is the floor of a start); the imports of one meter actor process."""
+CPU seconds of every process of the run when the REST API first reports a stored interval, by
+kind (their sum over 2 cores is the floor of a start); the imports of one meter actor process."""
 
 
 def _free_port() -> int:
@@ -114,6 +115,27 @@ def _watch_lines(process: subprocess.Popen, began: float, marks: dict) -> thread
     return thread
 
 
+def _cpu_idle_share(sample_s: float = 2.0) -> float:
+    """The share of all CPUs idle over the next ``sample_s`` seconds (/proc/stat)."""
+
+    def idle_total() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    idle0, total0 = idle_total()
+    time.sleep(sample_s)
+    idle1, total1 = idle_total()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_idle(share: float = 0.9, max_wait_s: float = 120.0) -> None:
+    """Wait (up to ``max_wait_s``) until the machine is idle: the previous run's processes have
+    exited and nothing else runs (the target is a start on idle cores)."""
+    deadline = time.monotonic() + max_wait_s
+    while _cpu_idle_share() < share and time.monotonic() < deadline:
+        pass
+
+
 def one_run(
     extra: list[str], python: str = sys.executable, phase_s: float = 0.5, timeout_s: float = 300.0
 ) -> dict:
@@ -128,6 +150,7 @@ def one_run(
         "--ieee2030-5-port", str(_free_port()), "--namespace", f"startup{os.getpid()}", *extra,
     ]  # fmt: skip
     env = {**os.environ, "RAY_TMPDIR": str(work / "r")}  # Ray's logs of this run alone
+    wait_until_idle()
     load = os.getloadavg()[0]
     time.sleep((phase_s - time.time() % INTERVAL_S) % INTERVAL_S)
     began = time.monotonic()
