@@ -50,7 +50,7 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.common import table, write_summary
+from benchmarks.common import table, wait_until_idle, write_summary
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = {
@@ -113,27 +113,6 @@ def _watch_lines(process: subprocess.Popen, began: float, marks: dict) -> thread
     thread = threading.Thread(target=read, daemon=True)
     thread.start()
     return thread
-
-
-def _cpu_idle_share(sample_s: float = 2.0) -> float:
-    """The share of all CPUs idle over the next ``sample_s`` seconds (/proc/stat)."""
-
-    def idle_total() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
-
-    idle0, total0 = idle_total()
-    time.sleep(sample_s)
-    idle1, total1 = idle_total()
-    return (idle1 - idle0) / max(1, total1 - total0)
-
-
-def wait_until_idle(share: float = 0.9, max_wait_s: float = 120.0) -> None:
-    """Wait (up to ``max_wait_s``) until the machine is idle: the previous run's processes have
-    exited and nothing else runs (the target is a start on idle cores)."""
-    deadline = time.monotonic() + max_wait_s
-    while _cpu_idle_share() < share and time.monotonic() < deadline:
-        pass
 
 
 def one_run(
