@@ -264,9 +264,9 @@ class ClockActor:
         self._caught_up[g] = kept
 
     def _step(self, g: int, state: Any, n: int, window_end: int) -> tuple[Any, Any]:
-        """Step group ``g`` by ``n`` intervals: (batch, state) references. Its actor steps it,
-        or its stand-in while the actor is starting; the first step of the actor after that
-        carries the group's state and the readings its clients have not seen."""
+        """Step group ``g`` by ``n`` intervals: its (batch, state), references from its actor
+        or values from its stand-in while the actor is starting; the actor's first step after
+        that carries the group's state and the readings its clients have not seen."""
         if g not in self._standing_in:
             return self._meters[g].step.remote(state, n)
         if not self._handing_over or self._meters[g] is None:

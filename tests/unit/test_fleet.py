@@ -182,7 +182,7 @@ def test_groups_are_shared_among_aggregators_in_contiguous_shares():
 def test_merged_storage_status_counts_every_aggregator_and_waits_for_the_slowest():
     from gtx_ray.actors.aggregator import merge_status
 
-    def status(rows, until, day, kwh, error=None):
+    def status(rows, until, day, kwh, error=None, first=10.0):
         today = {"date": day, "import_kwh": kwh, "net_cost_thb": kwh * 4} if day else None
         return {
             "rows_received": rows,
@@ -194,6 +194,7 @@ def test_merged_storage_status_counts_every_aggregator_and_waits_for_the_slowest
             "rows_trimmed": 0,
             "windows_stored": until // 900,
             "stored_until_s": until,
+            "first_stored_at": first,
             "latest_interval_s": until - 900,
             "today": today,
             "recovered": False,
@@ -206,7 +207,7 @@ def test_merged_storage_status_counts_every_aggregator_and_waits_for_the_slowest
         [
             status(100, 9000, "2025-01-01", 10.0),
             status(50, 8100, "2025-01-01", 5.0, error="disk full"),
-            status(70, 9900, "2025-01-02", 1.0),  # a window ahead, on the next day already
+            status(70, 9900, "2025-01-02", 1.0, first=12.5),  # a window ahead, next day
         ]
     )
     assert merged["rows_stored"] == 220 and merged["queue_depth"] == 3
@@ -214,6 +215,9 @@ def test_merged_storage_status_counts_every_aggregator_and_waits_for_the_slowest
     assert merged["today"] == {"date": "2025-01-01", "import_kwh": 15.0, "net_cost_thb": 60.0}
     assert merged["last_error"] == "disk full" and len(merged["sinks"]) == 3
     assert merged["aggregators"] == 3
+    assert merged["first_stored_at"] == 12.5  # when every aggregator had stored its first
+    waiting = merge_status([status(1, 900, None, 0.0), status(0, 0, None, 0.0, first=None)])
+    assert waiting["first_stored_at"] is None
 
 
 def test_meter_groups_take_turns_over_the_nodes_by_their_cpus():
