@@ -354,7 +354,8 @@ def clock_plan(settings: Settings, layout: Layout) -> ClockPlan:
     )
     paced_window = min(paced_window, budget.fast_window_intervals)
     if budget != WindowBudget(fast_window, settings.max_in_flight):
-        log.info(
+        say = log.info if settings.speed is None else log.debug  # paced: no news to a user
+        say(
             "windows of %d intervals, %d in flight: what is on its way to storage stays within "
             "%.0f%% of the home node's object store",
             budget.fast_window_intervals,
