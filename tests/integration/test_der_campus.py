@@ -228,11 +228,12 @@ def test_der_controls_reach_the_stored_readings(der_day):
         timeout_s=60,
     )
     last = START + int(END_HOUR * HOUR_S) - INTERVAL_S
-    devices = _wait(
-        "each DER meter's DERStatus of the last interval",
+    devices = _wait(  # DERStatus and DERAvailability are posts of their own: wait for both
+        "each DER meter's DERStatus, and the hybrid's DERAvailability, of the last interval",
         lambda: (
             (d := _der_devices(api))
             and all(d[m]["status"] and d[m]["status"]["reading_time"] == last for m in der_meters)
+            and (d[hybrid]["availability"] or {}).get("reading_time") == last
             and d
         ),
         timeout_s=60,
