@@ -127,7 +127,6 @@ class ClockActor:
         self._prepared: dict[int, tuple] = {}  # group → (from s, intervals, its next window)
         self._handed_over: set[int] = set()
         self._standin_until = 0.0
-        self._handing_over = False  # at this window, the groups that stand in go to their actors
         self._aggregators = [ray.get_actor(name, namespace=namespace) for name in aggregator_names]
         owner = aggregator_of or [0] * len(self._meters)
         self._groups_of = [
@@ -263,13 +262,16 @@ class ClockActor:
         kept = [(end, batch) for end, batch in self._caught_up.get(g, []) if end <= state_s]
         self._caught_up[g] = kept
 
-    def _step(self, g: int, state: Any, n: int, window_end: int) -> tuple[Any, Any]:
+    def _step(
+        self, g: int, state: Any, n: int, window_end: int, hand_over: bool
+    ) -> tuple[Any, Any]:
         """Step group ``g`` by ``n`` intervals: its (batch, state), references from its actor
-        or values from its stand-in while the actor is starting; the actor's first step after
-        that carries the group's state and the readings its clients have not seen."""
+        or values from its stand-in while the actor is starting (until ``hand_over``); the
+        actor's first step after that carries the group's state and the readings its clients
+        have not seen."""
         if g not in self._standing_in:
             return self._meters[g].step.remote(state, n)
-        if not self._handing_over or self._meters[g] is None:
+        if not hand_over or self._meters[g] is None:
             own_state = self._standing_in[g]
             prepared = self._prepared.pop(g, None)
             if prepared is not None and prepared[:2] == (own_state.next_start_s, n):
@@ -486,7 +488,7 @@ class ClockActor:
         settings = self._settings()
         # an early window is never an actor's: its clients would post readings before their time
         early = release_at is not None
-        self._handing_over = bool(self._standing_in) and not early and self._hand_over_now()
+        hand_over = bool(self._standing_in) and not early and self._hand_over_now()
         acks = []
         for k, aggregator in enumerate(self._aggregators):
             start = max(self._next_start_s, self._aggregator_next_s[k])
@@ -495,7 +497,7 @@ class ClockActor:
                 continue
             batches = []
             for g in self._groups_of[k]:
-                batch, states[g] = self._step(g, states[g], n, window_end)
+                batch, states[g] = self._step(g, states[g], n, window_end, hand_over)
                 batches.append(batch)
             own_states = [states[g] for g in self._groups_of[k]]
             acks.append(
